@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bulwark-sec/bulwark/data"
+	"github.com/bulwark-sec/bulwark/internal/progress"
+	"github.com/bulwark-sec/bulwark/nn"
+	"github.com/bulwark-sec/bulwark/train"
+)
+
+type trainOptions struct {
+	data     string
+	split    string
+	n        int
+	out      string
+	resume   bool
+	asJSON   bool
+	cfg      train.Config
+	optName  string
+	momentum float32
+	wd       float32
+}
+
+func newTrainCmd(g *globals) *cobra.Command {
+	o := &trainOptions{}
+	def := train.Defaults("cnn")
+	c := &cobra.Command{
+		Use:   "train",
+		Short: "Train a classifier from the architecture registry",
+		Long: `Train a classifier on a dataset and write it as a bulwark .safetensors model.
+
+A fraction of the training split (--val-fraction) is held out, chosen by the
+seed, to report validation accuracy and stop early (--patience). A checkpoint
+is written next to the output after every epoch (OUT.ckpt); if a run is
+interrupted, the same command with --resume continues from it.`,
+		Example: `  bulwark train --data fashion-mnist --arch cnn --epochs 3 --seed 1 --out fm-cnn.safetensors
+  bulwark train --data ./tabular.csv --arch mlp --optimizer sgd --lr 0.05 --momentum 0.9 --out tab.safetensors`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			return runTrain(c, g, o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.data, "data", "", "dataset name (fashion-mnist) or path (IDX folder, .npz, .csv, image folder)")
+	f.StringVar(&o.split, "split", "train", "split to train on")
+	f.IntVar(&o.n, "n", 0, "use only the first N examples of the split (0: all)")
+	f.StringVar(&o.out, "out", "", "output model file (.safetensors)")
+	f.BoolVar(&o.resume, "resume", false, "continue from OUT.ckpt left by an interrupted run")
+	f.BoolVar(&o.asJSON, "json", false, "print one JSON object with the result")
+	f.StringVar(&o.cfg.Arch, "arch", def.Arch, "architecture: "+strings.Join(nn.ArchNames(), ", "))
+	f.IntVar(&o.cfg.Epochs, "epochs", def.Epochs, "training epochs")
+	f.IntVar(&o.cfg.BatchSize, "batch", def.BatchSize, "mini-batch size")
+	f.StringVar(&o.optName, "optimizer", def.Optimizer.Name, "optimizer: adam or sgd")
+	f.Float32Var(&o.cfg.LearningRate, "lr", def.LearningRate, "learning rate (peak of the schedule)")
+	f.Float32Var(&o.momentum, "momentum", 0.9, "SGD momentum")
+	f.Float32Var(&o.wd, "weight-decay", 0, "weight decay (L2 for sgd, decoupled for adam)")
+	f.StringVar(&o.cfg.Schedule, "schedule", def.Schedule, "learning-rate schedule: cosine, step or constant")
+	f.Uint64Var(&o.cfg.Seed, "seed", def.Seed, "seed for initialisation, shuffling and the validation split")
+	f.Float64Var(&o.cfg.ValFraction, "val-fraction", def.ValFraction, "fraction of the split held out for validation")
+	f.IntVar(&o.cfg.Patience, "patience", def.Patience, "stop after this many epochs without a better validation loss (0: never)")
+	return c
+}
+
+func runTrain(c *cobra.Command, g *globals, o *trainOptions) error {
+	if o.data == "" || o.out == "" {
+		return &ExitError{Code: ExitInput, Err: fmt.Errorf("--data and --out are required")}
+	}
+	if ext := strings.ToLower(filepath.Ext(o.out)); ext != ".safetensors" {
+		return &ExitError{Code: ExitInput, Err: fmt.Errorf("--out %s: bulwark writes models as .safetensors", o.out)}
+	}
+	if st, err := os.Stat(filepath.Dir(o.out)); err != nil || !st.IsDir() {
+		return &ExitError{Code: ExitInput, Err: fmt.Errorf("--out %s: the folder %s does not exist", o.out, filepath.Dir(o.out))}
+	}
+	o.cfg.Optimizer = nn.Optimizer{Name: o.optName, WeightDecay: o.wd}
+	if o.optName == "sgd" {
+		o.cfg.Optimizer.Momentum = o.momentum
+	}
+	o.cfg.Engine = g.engine
+	if err := o.cfg.Validate(); err != nil {
+		return err
+	}
+	d, err := data.Load(o.data, o.split)
+	if err != nil {
+		return err
+	}
+	d = d.Head(o.n)
+	w := c.ErrOrStderr()
+	if !o.asJSON && !g.quiet {
+		fmt.Fprintf(w, "training %s on %s (%s split, %d examples, shape %v, %d classes)\n", o.cfg.Arch, d.Name, d.Split, d.Len(), d.Shape, d.NumClasses())
+	}
+	var bar *progress.Bar
+	prog := train.Progress{
+		Step: func(epoch, step, steps int, loss float32) {
+			if bar == nil && step == 1 {
+				bar = progress.New(fmt.Sprintf("epoch %d/%d", epoch, o.cfg.Epochs), steps, g.quiet)
+			}
+			bar.Set(step, fmt.Sprintf("loss %.4f", loss))
+		},
+		Epoch: func(e train.EpochResult) {
+			bar.Done()
+			bar = nil
+			if !o.asJSON && !g.quiet {
+				fmt.Fprintf(w, "epoch %d/%d  train loss %.4f acc %.4f  val loss %.4f acc %.4f  (%.1fs)\n",
+					e.Epoch, o.cfg.Epochs, e.TrainLoss, e.TrainAccuracy, e.ValLoss, e.ValAccuracy, e.Seconds)
+			}
+		},
+	}
+	res, err := train.Run(c.Context(), o.cfg, d, o.out, o.resume, prog)
+	bar.Done()
+	if err != nil {
+		return err
+	}
+	if o.asJSON {
+		return printJSON(c.OutOrStdout(), map[string]any{
+			"model": o.out, "arch": o.cfg.Arch, "data": d.Name, "fingerprint": d.Fingerprint,
+			"epochs": res.Epochs, "best_epoch": res.BestEpoch, "seconds": res.Seconds, "engine": res.EngineName,
+			"params": res.Model.NumParams(), "stopped": res.Stopped,
+		})
+	}
+	if res.Stopped != "" {
+		fmt.Fprintln(w, res.Stopped)
+	}
+	fmt.Fprintf(c.OutOrStdout(), "wrote %s (%s, %d parameters, best epoch %d, %.1fs on the %s engine)\n",
+		o.out, o.cfg.Arch, res.Model.NumParams(), res.BestEpoch, res.Seconds, res.EngineName)
+	return nil
+}

@@ -1,0 +1,73 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/bulwark-sec/bulwark/nn"
+)
+
+// Net is a compiled model on one of the engines. Everything above the engine
+// (training, evaluation, attacks) works through this interface.
+type Net interface {
+	Graph() *nn.Graph
+	NumClasses() int
+	InputSize() int
+	// Params returns a copy of the graph holding the current parameters.
+	Params() (*nn.Graph, error)
+	SetParams(g *nn.Graph) error
+	// Logits runs n examples (NCHW for images) and returns n*NumClasses values.
+	Logits(x []float32, n int) ([]float32, error)
+	// LossGradient returns per-example cross-entropy, d(sum of losses)/dx and
+	// the logits.
+	LossGradient(x []float32, labels []int, n int) (losses, grad, logits []float32, err error)
+	// ParamGradients returns d(sum of losses)/dθ for every trainable parameter.
+	ParamGradients(x []float32, labels []int, n int) (map[string][]float32, error)
+}
+
+// Trainer runs optimisation steps on a Net's parameters.
+type Trainer interface {
+	Step(x []float32, labels []int, n int, lr float32) (nn.StepResult, error)
+	Steps() int
+	State() (nn.OptimizerState, error)
+	Restore(st nn.OptimizerState) error
+}
+
+var (
+	_ Net     = (*Model)(nil)
+	_ Trainer = (*ModelTrainer)(nil)
+)
+
+// Kinds lists the engines New accepts.
+var Kinds = []string{"auto", "gomlx"}
+
+// New compiles g on the named engine; "" or "auto" picks the default.
+func New(g *nn.Graph, kind string) (Net, error) {
+	switch kind {
+	case "", "auto", "gomlx":
+		return Compile(g)
+	}
+	return nil, fmt.Errorf("unknown engine %q (one of %v)", kind, Kinds)
+}
+
+// NewTrainer prepares training on any engine's Net.
+func NewTrainerFor(n Net, opt nn.Optimizer) (Trainer, error) {
+	switch m := n.(type) {
+	case *Model:
+		return NewTrainer(m, opt)
+	}
+	return nil, fmt.Errorf("no trainer for %T", n)
+}
+
+// Name says which engine runs n, for provenance and `bulwark version`.
+func Name(n Net) string {
+	switch n.(type) {
+	case *Model:
+		return "gomlx"
+	}
+	return fmt.Sprintf("%T", n)
+}
+
+// Describe names the default engine and its backend, for `bulwark version`.
+func Describe() string {
+	return "gomlx: " + BackendName()
+}
