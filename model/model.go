@@ -96,7 +96,7 @@ func Load(path, engineKind string) (*Model, error) {
 			Classes:    classes,
 			// ONNX carries no preprocessing; bulwark assumes inputs in [0, 1],
 			// the convention of its datasets.
-			Preprocess: Preprocess{Scale: 1, Layout: layout, Min: 0, Max: 1},
+			Preprocess: Preprocess{Scale: 1, Layout: layout, Range: &[2]float32{0, 1}},
 		}
 		return &Model{Path: path, Format: "onnx", Net: net, Meta: meta, OutputIsProbabilities: om.OutputIsProbabilities}, nil
 	}

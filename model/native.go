@@ -26,12 +26,12 @@ const (
 )
 
 // Preprocess is what the model expects done to raw inputs: multiply by
-// Scale, then the values lie in [Min, Max].
+// Scale; the values then lie in Range (for images [0, 1]; absent for
+// tabular features, which have no natural bounds).
 type Preprocess struct {
-	Scale  float32 `json:"scale"`
-	Layout string  `json:"layout"` // "NCHW" or "features"
-	Min    float32 `json:"min"`
-	Max    float32 `json:"max"`
+	Scale  float32     `json:"scale"`
+	Layout string      `json:"layout"` // "NCHW" or "features"
+	Range  *[2]float32 `json:"range,omitempty"`
 }
 
 // Provenance records how a model was made, so reports can name it exactly.

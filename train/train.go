@@ -206,7 +206,7 @@ func Run(ctx context.Context, cfg Config, d *data.Dataset, out string, resume bo
 	meta := model.Meta{
 		Arch:       cfg.Arch,
 		Classes:    d.Classes,
-		Preprocess: model.Preprocess{Scale: d.Preprocess.Scale, Layout: d.Preprocess.Layout, Min: 0, Max: 1},
+		Preprocess: model.Preprocess{Scale: d.Preprocess.Scale, Layout: d.Preprocess.Layout},
 		Provenance: model.Provenance{
 			Dataset: d.Name, DatasetFingerprint: d.Fingerprint, Split: d.Split,
 			TrainExamples: trainSet.Len(), ValidationFraction: cfg.ValFraction, SplitSeed: cfg.Seed,
@@ -218,8 +218,8 @@ func Run(ctx context.Context, cfg Config, d *data.Dataset, out string, resume bo
 	if valSet != nil {
 		meta.Provenance.ValidationExamples = valSet.Len()
 	}
-	if d.Preprocess.Layout == "features" {
-		meta.Preprocess.Min, meta.Preprocess.Max = float32(math.Inf(-1)), float32(math.Inf(1))
+	if d.Preprocess.Layout != "features" {
+		meta.Preprocess.Range = &[2]float32{0, 1}
 	}
 
 	start := time.Now()

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -63,7 +64,7 @@ func newEvalCmd(g *globals) *cobra.Command {
 	f := c.Flags()
 	f.StringVar(&modelPath, "model", "", "model file (.safetensors or .onnx)")
 	f.StringVar(&dataName, "data", "", "dataset name or path")
-	f.StringVar(&split, "split", "test", "split to evaluate")
+	f.StringVar(&split, "split", "", "split to evaluate (default: test, or the whole source if it has one split)")
 	f.IntVar(&n, "n", 0, "evaluate only the first N examples (0: all)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return c
@@ -76,7 +77,7 @@ func loadModelAndData(g *globals, modelPath, dataName, split string, n int) (*mo
 	if err != nil {
 		return nil, nil, err
 	}
-	d, err := data.Load(dataName, split)
+	d, err := loadSplit(dataName, split, "test")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -94,6 +95,19 @@ func loadModelAndData(g *globals, modelPath, dataName, split string, n int) (*mo
 		}
 	}
 	return m, d, nil
+}
+
+// loadSplit loads the split asked for; with none asked, the command's usual
+// split (train or test), or the whole source when it has only one split.
+func loadSplit(name, split, usual string) (*data.Dataset, error) {
+	if split != "" {
+		return data.Load(name, split)
+	}
+	d, err := data.Load(name, usual)
+	if errors.Is(err, data.ErrSingleSplit) {
+		return data.Load(name, "")
+	}
+	return d, err
 }
 
 func maxInt(v []int) int {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bulwark-sec/bulwark/data"
 	"github.com/bulwark-sec/bulwark/internal/progress"
 	"github.com/bulwark-sec/bulwark/nn"
 	"github.com/bulwark-sec/bulwark/train"
@@ -48,7 +47,7 @@ interrupted, the same command with --resume continues from it.`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.data, "data", "", "dataset name (fashion-mnist) or path (IDX folder, .npz, .csv, image folder)")
-	f.StringVar(&o.split, "split", "train", "split to train on")
+	f.StringVar(&o.split, "split", "", "split to train on (default: train, or the whole source if it has one split)")
 	f.IntVar(&o.n, "n", 0, "use only the first N examples of the split (0: all)")
 	f.StringVar(&o.out, "out", "", "output model file (.safetensors)")
 	f.BoolVar(&o.resume, "resume", false, "continue from OUT.ckpt left by an interrupted run")
@@ -85,7 +84,7 @@ func runTrain(c *cobra.Command, g *globals, o *trainOptions) error {
 	if err := o.cfg.Validate(); err != nil {
 		return err
 	}
-	d, err := data.Load(o.data, o.split)
+	d, err := loadSplit(o.data, o.split, "train")
 	if err != nil {
 		return err
 	}
