@@ -69,7 +69,8 @@ type builder struct {
 // pre-activation [B, P, O] whose gradient gives per-example weight gradients.
 type tap struct {
 	cols    *Node // [B, P, K]
-	pre     *Node // [B, P, O]
+	pre     *Node // the product itself, on the path to the loss; its gradient reshapes to [B, P, O]
+	p       int   // positions per example (1 for dense)
 	biasIdx int   // parameter index of the bias, or -1
 	conv    bool  // weight is [O,C,kh,kw] (conv) rather than [O,K] (dense)
 	kshape  []int // conv weight shape, to reorder per-example gradients
@@ -161,7 +162,7 @@ func (b *builder) node(nd *nn.Node) value {
 		if b.taps != nil {
 			if wi, ok := b.paramIdx[nd.Inputs[1]]; ok {
 				bsz := x.Shape().Dim(0)
-				b.taps[wi] = &tap{cols: Reshape(x, bsz, 1, -1), pre: Reshape(y, bsz, 1, -1), biasIdx: biasIdx}
+				b.taps[wi] = &tap{cols: Reshape(x, bsz, 1, -1), pre: y, p: 1, biasIdx: biasIdx}
 			}
 		}
 		if b.hasIn(nd, 2) {

@@ -44,7 +44,7 @@ func (b *builder) conv(nd *nn.Node) value {
 	}
 	if b.taps != nil {
 		if wi, ok := b.paramIdx[nd.Inputs[1]]; ok {
-			b.taps[wi] = &tap{cols: cols, pre: Reshape(y, bsz, ho*wo, o), biasIdx: biasIdx, conv: true, kshape: []int{o, c, kh, kw}}
+			b.taps[wi] = &tap{cols: cols, pre: y, p: ho * wo, biasIdx: biasIdx, conv: true, kshape: []int{o, c, kh, kw}}
 		}
 	}
 	if b.hasIn(nd, 2) {

@@ -326,3 +326,48 @@ func TestBadInputIsAnError(t *testing.T) {
 		t.Error("weight of the wrong shape compiled")
 	}
 }
+
+// TestPerExampleGradients checks the batch trick against the gradient of
+// each example computed alone.
+func TestPerExampleGradients(t *testing.T) {
+	for _, arch := range []string{"mlp", "cnn", "lenet"} {
+		g, err := nn.Build(arch, []int{1, 12, 12}, 4, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Compile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(4, 4))
+		const n = 3
+		x := randVec(rng, n*144, 0, 1)
+		y := []int{1, 3, 0}
+		per, err := m.PerExampleGradients(x, y, n)
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		for i := 0; i < n; i++ {
+			one, err := m.ParamGradients(x[i*144:(i+1)*144], y[i:i+1], 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, want := range one {
+				got := per[name][i*len(want) : (i+1)*len(want)]
+				for j := range want {
+					if math.Abs(float64(got[j]-want[j])) > 1e-4*math.Max(1, math.Abs(float64(want[j]))) {
+						t.Fatalf("%s: example %d %s[%d] = %g, alone %g", arch, i, name, j, got[j], want[j])
+					}
+				}
+			}
+		}
+	}
+	g, _ := nn.Build("resnet-mini", []int{1, 8, 8}, 3, 1)
+	m, err := Compile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.PerExampleGradients(make([]float32, 64), []int{0}, 1); err == nil || !strings.Contains(err.Error(), "batchnorm") {
+		t.Errorf("batch norm model: %v", err)
+	}
+}

@@ -71,3 +71,29 @@ func Name(n Net) string {
 func Describe() string {
 	return "gomlx: " + BackendName()
 }
+
+// PerExampleGradients returns each example's own parameter gradients (n
+// blocks per parameter, example-major). Engines with a batched method (the
+// batch trick) use it; otherwise each example is differentiated alone.
+func PerExampleGradients(n Net, x []float32, labels []int, count int) (map[string][]float32, error) {
+	if pe, ok := n.(interface {
+		PerExampleGradients(x []float32, labels []int, n int) (map[string][]float32, error)
+	}); ok {
+		return pe.PerExampleGradients(x, labels, count)
+	}
+	size := n.InputSize()
+	if len(x) != count*size || len(labels) != count {
+		return nil, fmt.Errorf("%d values and %d labels for %d examples of size %d", len(x), len(labels), count, size)
+	}
+	out := map[string][]float32{}
+	for i := 0; i < count; i++ {
+		g, err := n.ParamGradients(x[i*size:(i+1)*size], labels[i:i+1], 1)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range g {
+			out[k] = append(out[k], v...)
+		}
+	}
+	return out, nil
+}
