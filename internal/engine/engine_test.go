@@ -371,3 +371,63 @@ func TestPerExampleGradients(t *testing.T) {
 		t.Errorf("batch norm model: %v", err)
 	}
 }
+
+// TestOpGradientsMatchFiniteDifferences covers the ops the architectures do
+// not use (as ONNX imports do), chained in one graph.
+func TestOpGradientsMatchFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	p := func(name string, shape ...int) nn.Param {
+		return nn.Param{Name: name, Shape: shape, Data: randVec(rng, nn.Numel(shape), -1, 1), Trainable: true}
+	}
+	div := p("div", 48)
+	for i := range div.Data {
+		div.Data[i] = 0.5 + float32(math.Abs(float64(div.Data[i]))) // away from zero
+	}
+	g := &nn.Graph{Input: "x", InputShape: []int{2, 4, 4}, Output: "out",
+		Params: []nn.Param{p("w", 3, 2, 3, 3), p("scale", 3, 1, 1), p("shift", 1), div, p("B", 48, 5), p("C", 5), p("M", 4, 5), p("bias", 4)},
+		Nodes: []nn.Node{
+			{Op: nn.OpConv, Inputs: []string{"x", "w"}, Output: "c", Attrs: nn.Attrs{Kernel: []int{3, 3}, Pads: []int{1, 1, 1, 1}}},
+			{Op: nn.OpMul, Inputs: []string{"c", "scale"}, Output: "m"},
+			{Op: nn.OpSub, Inputs: []string{"m", "shift"}, Output: "s"},
+			{Op: nn.OpSigmoid, Inputs: []string{"s"}, Output: "sg"},
+			{Op: nn.OpAvgPool, Inputs: []string{"sg"}, Output: "ap", Attrs: nn.Attrs{Kernel: []int{3, 3}, Strides: []int{1, 1}, Pads: []int{1, 1, 1, 1}}},
+			{Op: nn.OpTranspose, Inputs: []string{"ap"}, Output: "tr", Attrs: nn.Attrs{Perm: []int{0, 1, 3, 2}}},
+			{Op: nn.OpReshape, Inputs: []string{"tr"}, Output: "r", Attrs: nn.Attrs{Shape: []int{0, -1}}},
+			{Op: nn.OpDiv, Inputs: []string{"r", "div"}, Output: "d"},
+			{Op: nn.OpTanh, Inputs: []string{"d"}, Output: "th"},
+			{Op: nn.OpGemm, Inputs: []string{"th", "B", "C"}, Output: "gm", Attrs: nn.Attrs{Alpha: 0.5, Beta: 2}},
+			{Op: nn.OpTranspose, Inputs: []string{"M"}, Output: "Mt"},
+			{Op: nn.OpMatMul, Inputs: []string{"gm", "Mt"}, Output: "mm"},
+			{Op: nn.OpAdd, Inputs: []string{"mm", "bias"}, Output: "a"},
+			{Op: nn.OpSoftmax, Inputs: []string{"a"}, Output: "out", Attrs: nn.Attrs{Axis: -1}},
+		}}
+	m, err := Compile(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2
+	x := randVec(rng, n*32, 0, 1)
+	y := []int{1, 3}
+	_, grad, _, err := m.LossGradient(x, y, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDirectional(t, "input", func(x []float32) float64 { return lossOf(t, m, x, y) }, x, grad, rng)
+	pg, err := m.ParamGradients(x, y, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range g.Params {
+		name := g.Params[i].Name
+		f := func(v []float32) float64 {
+			g2 := g.Clone()
+			g2.Params[i].Data = v
+			m2, err := Compile(g2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return lossOf(t, m2, x, y)
+		}
+		checkDirectional(t, name, f, g.Params[i].Data, pg[name], rng)
+	}
+}
