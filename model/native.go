@@ -71,13 +71,13 @@ type Meta struct {
 // Checkpoint is training state saved with the parameters so that an
 // interrupted run can resume exactly.
 type Checkpoint struct {
-	Epoch      int                `json:"epoch"` // epochs completed
-	Optimizer  nn.OptimizerState  `json:"optimizer"`
-	BestLoss   float64            `json:"best_loss"`
-	BestEpoch  int                `json:"best_epoch"`
-	BadEpochs  int                `json:"bad_epochs"`
-	History    []map[string]any   `json:"history"`
-	Config     json.RawMessage    `json:"config"`
+	Epoch      int                  `json:"epoch"` // epochs completed
+	Optimizer  nn.OptimizerState    `json:"optimizer"`
+	BestLoss   float64              `json:"best_loss"`
+	BestEpoch  int                  `json:"best_epoch"`
+	BadEpochs  int                  `json:"bad_epochs"`
+	History    []map[string]any     `json:"history"`
+	Config     json.RawMessage      `json:"config"`
 	BestParams map[string][]float32 `json:"-"`
 }
 

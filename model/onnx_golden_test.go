@@ -28,7 +28,7 @@ func TestONNXMatchesPyTorch(t *testing.T) {
 		if err := json.Unmarshal(b, &gd); err != nil {
 			t.Fatal(err)
 		}
-		for _, kind := range engine.Kinds {
+		for _, kind := range engine.Kinds() {
 			t.Run(name+"/"+kind, func(t *testing.T) {
 				m, err := Load("../testdata/onnx/"+name+".onnx", kind)
 				if err != nil {

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/bulwark-sec/bulwark/nn"
 )
@@ -37,39 +39,97 @@ var (
 	_ Trainer = (*ModelTrainer)(nil)
 )
 
-// Kinds lists the engines New accepts.
-var Kinds = []string{"auto", "gomlx"}
-
-// New compiles g on the named engine; "" or "auto" picks the default.
-func New(g *nn.Graph, kind string) (Net, error) {
-	switch kind {
-	case "", "auto", "gomlx":
-		return Compile(g)
-	}
-	return nil, fmt.Errorf("unknown engine %q (one of %v)", kind, Kinds)
+// Backend is an engine other than the built-in GoMLX one, registered by its
+// package's init (internal/engine/blas registers "blas"); a program links
+// it in with a blank import. Priority orders the choice of "auto": the
+// highest registered wins, GoMLX has 0.
+type Backend struct {
+	Name       string
+	Priority   int
+	Describe   func() string
+	Compile    func(g *nn.Graph) (Net, error)
+	NewTrainer func(n Net, opt nn.Optimizer) (Trainer, error)
+	Owns       func(n Net) bool
 }
 
-// NewTrainer prepares training on any engine's Net.
+var backends []Backend
+
+// Register adds an engine. It is called from init functions.
+func Register(b Backend) {
+	backends = append(backends, b)
+	sort.SliceStable(backends, func(i, j int) bool { return backends[i].Priority > backends[j].Priority })
+}
+
+// Kinds lists the engine names New accepts.
+func Kinds() []string {
+	k := []string{"auto", "gomlx"}
+	for _, b := range backends {
+		k = append(k, b.Name)
+	}
+	return k
+}
+
+// New compiles g on the named engine; "" or "auto" picks the one with the
+// highest priority.
+func New(g *nn.Graph, kind string) (Net, error) {
+	switch kind {
+	case "", "auto":
+		if len(backends) > 0 && backends[0].Priority > 0 {
+			return backends[0].Compile(g)
+		}
+		return Compile(g)
+	case "gomlx":
+		return Compile(g)
+	}
+	for _, b := range backends {
+		if b.Name == kind {
+			return b.Compile(g)
+		}
+	}
+	return nil, fmt.Errorf("unknown engine %q (one of %v)", kind, Kinds())
+}
+
+// NewTrainerFor prepares training on any engine's Net.
 func NewTrainerFor(n Net, opt nn.Optimizer) (Trainer, error) {
-	switch m := n.(type) {
-	case *Model:
+	if m, ok := n.(*Model); ok {
 		return NewTrainer(m, opt)
+	}
+	for _, b := range backends {
+		if b.Owns(n) {
+			return b.NewTrainer(n, opt)
+		}
 	}
 	return nil, fmt.Errorf("no trainer for %T", n)
 }
 
-// Name says which engine runs n, for provenance and `bulwark version`.
+// Name says which engine runs n, for provenance.
 func Name(n Net) string {
-	switch n.(type) {
-	case *Model:
+	if _, ok := n.(*Model); ok {
 		return "gomlx"
+	}
+	for _, b := range backends {
+		if b.Owns(n) {
+			return b.Name
+		}
 	}
 	return fmt.Sprintf("%T", n)
 }
 
-// Describe names the default engine and its backend, for `bulwark version`.
+// Describe lists the engines, the default ("auto") first, for `bulwark version`.
 func Describe() string {
-	return "gomlx: " + BackendName()
+	var parts []string
+	for _, b := range backends {
+		if b.Priority > 0 {
+			parts = append(parts, b.Name+" (default): "+b.Describe())
+		}
+	}
+	parts = append(parts, "gomlx: "+BackendName())
+	for _, b := range backends {
+		if b.Priority <= 0 {
+			parts = append(parts, b.Name+": "+b.Describe())
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // PerExampleGradients returns each example's own parameter gradients (n

@@ -1,4 +1,4 @@
-package engine
+package engine_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/bulwark-sec/bulwark/internal/engine"
 	"github.com/bulwark-sec/bulwark/model/safetensors"
 	"github.com/bulwark-sec/bulwark/nn"
 )
@@ -50,9 +51,9 @@ func TestArchitecturesMatchPyTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, kind := range Kinds {
+		for _, kind := range engine.Kinds() {
 			t.Run(arch+"/"+kind, func(t *testing.T) {
-				net, err := New(g, kind)
+				net, err := engine.New(g, kind)
 				if err != nil {
 					t.Fatal(err)
 				}
