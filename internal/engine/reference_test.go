@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
+	_ "github.com/bulwark-sec/bulwark/internal/engine/blas"
 	"github.com/bulwark-sec/bulwark/model/safetensors"
 	"github.com/bulwark-sec/bulwark/nn"
 )

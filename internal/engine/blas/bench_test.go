@@ -20,7 +20,11 @@ const benchBatch = 128
 func benchModel(b *testing.B, arch string) (*Model, []float32, []int) {
 	// BULWARK_BLAS_THREADED=1 measures the alternative threading (OpenBLAS
 	// threads, convolution images on one goroutine) for parallel.go's notes.
-	useThreadedBLAS(os.Getenv("BULWARK_BLAS_THREADED") == "1")
+	// (Only then: every openblas_set_num_threads call wakes OpenBLAS's idle
+	// worker, which then spins in sched_yield for a while.)
+	if os.Getenv("BULWARK_BLAS_THREADED") == "1" && !threadedBLAS {
+		useThreadedBLAS(true)
+	}
 	g, err := nn.Build(arch, []int{1, 28, 28}, 10, 1)
 	if err != nil {
 		b.Fatal(err)

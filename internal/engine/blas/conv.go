@@ -17,7 +17,7 @@ type window struct {
 	ho, wo   int
 	pix      int // ho·wo
 	inPlane  int // h·w
-	outPlane int
+	outPlane int // one output image (convolution: O·ho·wo)
 }
 
 func strides2(s []int) ([2]int, error) {
@@ -495,7 +495,6 @@ func (p *plan) newPool(ins []int, isMax bool, a nn.Attrs) (op, []int, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	win.outPlane = win.pix
 	po := &poolOp{opBase: opBase{in: ins}, window: win, max: isMax, countPad: a.CountIncludePad, planes: x[0] * x[1]}
 	if !isMax {
 		po.div = make([]float32, win.pix)

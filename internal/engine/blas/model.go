@@ -16,6 +16,13 @@
 //
 // Threading: OpenBLAS runs single-threaded and the engine splits each op
 // across GOMAXPROCS goroutines itself (parallel.go has the numbers).
+//
+// Semantics follow the GoMLX engine (checked by the tests), with one
+// deliberate difference: when several inputs of a max-pool window tie for
+// the maximum, the gradient goes to the first of them (row-major), as in
+// PyTorch and in the GoMLX engine's general pooling path, where that
+// engine's kernel == stride fast path gives each tied input the full
+// gradient.
 package blas
 
 import (

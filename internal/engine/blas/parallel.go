@@ -5,13 +5,30 @@ import (
 	"sync"
 )
 
-// Threading. OpenBLAS (Debian's openblas-pthread) can thread each sgemm
-// itself, but most of a network's products here are small (one image of a
-// convolution: 32..64 rows) and the rest of the work (im2col, pooling,
-// batch norm, elementwise ops) is ours. So OpenBLAS is held to one thread
-// (cblas.go) and we split every op across goroutines instead: the batch for
-// convolutions and pools, rows or columns of C for the big dense products
-// (pgemm). See the package documentation for the measurements.
+// Threading. Debian's openblas-pthread can thread each sgemm itself, but
+// most products here are small (one image of a convolution: 32 or 64 rows)
+// and the rest of the work (im2col, pooling, batch norm, epilogues) is
+// ours. So OpenBLAS is held to one thread (cblas.go) and every op splits
+// its work across GOMAXPROCS goroutines instead: convolutions and pools
+// over the batch, large products over rows or columns of C (pgemm), a dense
+// layer's dX and dW products onto one goroutine each.
+//
+// Measured on the 2-vCPU AVX-512 machine, batch 128 on 28x28, -benchtime
+// 3s, ms per call (inference / input gradient / Adam train step):
+//
+//	                                   MLP               CNN
+//	goroutines, OpenBLAS 1 thread      0.75/1.54/1.68    11.5/22.8/32.7  (chosen)
+//	OpenBLAS 2 threads, 1 goroutine    0.74/1.45/1.80    32.6/62.8/83.3
+//	  (an earlier, quieter session)    0.54/1.16/1.42    14.6/30.4/45.4
+//
+// OpenBLAS's own threads win up to 20% on the MLP's few large products but
+// lose 30-150% on the CNN, whose per-image products are too small for them
+// (and its idle worker spins in sched_yield, competing with our goroutines
+// for the two CPUs). One 128x256x784 product alone: 0.57 ms on one thread,
+// 0.38-0.45 ms split over two goroutines, 0.34-0.50 ms with two OpenBLAS
+// threads. Mixing the two (OpenBLAS threads for dense layers only) is not
+// possible: openblas_set_num_threads is process-wide in OpenBLAS 0.3.21,
+// and concurrent callers would oversubscribe the CPUs.
 
 // threadedBLAS selects the alternative the measurements compare against:
 // OpenBLAS threads every sgemm itself and convolutions run their images on

@@ -21,9 +21,11 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	for i := range m {
 		clear(row)
 		for p := range k {
-			av := a[i*lda+p]
+			var av float32
 			if transA {
 				av = a[p*lda+i]
+			} else {
+				av = a[i*lda+p]
 			}
 			if av == 0 {
 				continue
