@@ -388,7 +388,8 @@ func (b *builder) batchNorm(nd *nn.Node) value {
 		b.bnUpdates[vi] = Add(MulScalar(oldVar, float64(m)), MulScalar(StopGradient(unbiased), float64(1-m)))
 	}
 	y := broadcastBinary(x, mean, Sub)
-	y = broadcastBinary(y, Rsqrt(AddScalar(variance, float64(eps))), Mul)
+	// 1/sqrt rather than Rsqrt: the go backend has no gradient for Rsqrt.
+	y = broadcastBinary(y, Reciprocal(Sqrt(AddScalar(variance, float64(eps)))), Mul)
 	y = broadcastBinary(broadcastBinary(y, scale, Mul), bias, Add)
 	return value{n: y, nhwc: nhwc}
 }

@@ -161,15 +161,14 @@ func tiles(x *Node, kh, kw int, s [2]int, p [4]int) bool {
 }
 
 // maxPool over NHWC. The go backend has no gradient for its max-pool
-// (SelectAndScatterMax), so this uses ReduceMax or elementwise Max, whose
-// gradients exist.
+// (SelectAndScatterMax), so this is a chain of elementwise Max over the
+// window's strided views, whose gradient exists.
 func maxPool(x *Node, kernel, strides, pads []int) *Node {
 	kh, kw := kernel2(kernel)
 	s, p := poolStrides(strides, kh, kw), pads4(pads)
-	if tiles(x, kh, kw, s, p) {
-		bsz, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
-		return ReduceMax(Reshape(x, bsz, h/kh, kh, w/kw, kw, c), 2, 4)
-	}
+	// No ReduceMax fast path: its gradient goes to every input that ties for
+	// the maximum (common on flat image backgrounds), where PyTorch and the
+	// blas engine give it to one. A chain of Max keeps one winner.
 	views, _, _ := windows(padNHWC(x, p, negInf), kh, kw, s)
 	out := views[0]
 	for _, v := range views[1:] {

@@ -318,11 +318,15 @@ func TestTrainingMatchesGoMLX(t *testing.T) {
 		{Name: "adam", WeightDecay: 0.01},
 		{Name: "sgd", Momentum: 0.9, WeightDecay: 5e-4},
 	}
-	// resnet-mini (batch norm on batch statistics) cannot be the reference
-	// here: the GoMLX engine fails to build its training step ("Rsqrt ... no
-	// gradient is defined"); TestBatchNormTraining covers it instead.
-	for _, arch := range []string{"cnn", "mlp", "lenet"} {
+	// resnet-mini trains batch norm on batch statistics; TestBatchNormTraining*
+	// also check it against a float64 replay. Only with SGD here: Adam's
+	// first steps are nearly sign(g), so gradients within float32 noise of
+	// zero (common after batch norm) flip whole-lr updates between engines.
+	for _, arch := range []string{"cnn", "mlp", "lenet", "resnet-mini"} {
 		for _, opt := range opts {
+			if arch == "resnet-mini" && opt.Name == "adam" {
+				continue
+			}
 			t.Run(arch+"/"+opt.Name, func(t *testing.T) {
 				g, err := nn.Build(arch, []int{1, 12, 12}, 5, 3)
 				if err != nil {
