@@ -76,6 +76,7 @@ an .npz, a .csv, or a folder of images with one sub-folder per class.`,
 		newTrainCmd(g),
 		newEvalCmd(g),
 		newPredictCmd(g),
+		newScanCmd(),
 	)
 	return root
 }

@@ -1,0 +1,11 @@
+k
+"serve`
+
+n0Placeholder
+
+n1StatefulPartitionedCall'
+%
+
+fn
+f0	WriteFile
+f1PyFunc"¿
