@@ -32,10 +32,12 @@ test: setup
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks against PyTorch on this machine; writes bench/results/*.txt.
+# Speed against PyTorch on this machine and accuracy with the default
+# training settings; writes bench/results/engine.md and accuracy.md.
 bench: build
 	@scripts/setup.sh python3-torch python3-onnx libopenblas0-pthread
 	bench/compare.sh
+	bench/accuracy.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: bulwark's engines against PyTorch on this machine, in one run.
 # For mlp and cnn at batch 128 (28x28x1): inference, input gradient, and a
-# training step (Adam). Go: `go test -bench` of internal/engine (gomlx) and
-# internal/engine/blas, -count $COUNT; PyTorch: bench/torch_bench.py run
+# training step (Adam). Go: `go test -bench` of internal/engine/enginebench
+# (both engines), -count $COUNT; PyTorch: bench/torch_bench.py run
 # $COUNT times. Each figure is the median over the repeats. Writes
 # bench/results/engine.md and prints it.
 set -euo pipefail
@@ -14,8 +14,7 @@ out=bench/results
 mkdir -p "$out/tmp"
 
 echo "bench: go engines ($COUNT x $BENCHTIME each)..." >&2
-go test ./internal/engine/ -run '^$' -bench . -benchtime "$BENCHTIME" -count "$COUNT" > "$out/tmp/gomlx.txt"
-go test ./internal/engine/blas/ -run '^$' -bench . -benchtime "$BENCHTIME" -count "$COUNT" > "$out/tmp/blas.txt"
+go test ./internal/engine/enginebench -run '^$' -bench . -benchtime "$BENCHTIME" -count "$COUNT" > "$out/tmp/go.txt"
 echo "bench: pytorch ($COUNT runs)..." >&2
 : > "$out/tmp/torch.txt"
 for i in $(seq "$COUNT"); do
@@ -25,20 +24,19 @@ done
 /usr/bin/python3 - "$out" <<'PY'
 import re, statistics, sys, platform, subprocess
 out = sys.argv[1]
-def go(path):
+def go(path, engine):
     r = {}
     for line in open(path):
-        m = re.match(r"Benchmark(MLP|CNN)(Inference|InputGrad|TrainStep)-\d+\s+\d+\s+([\d.]+) ns/op", line)
-        if m:
-            key = (m[1].lower(), {"Inference": "inference", "InputGrad": "input_grad", "TrainStep": "train_step"}[m[2]])
-            r.setdefault(key, []).append(float(m[3]) / 1e6)
+        m = re.match(r"BenchmarkEngines/(\w+)/(mlp|cnn)/(\w+)-\d+\s+\d+\s+([\d.]+) ns/op", line)
+        if m and m[1] == engine:
+            r.setdefault((m[2], m[3]), []).append(float(m[4]) / 1e6)
     return {k: statistics.median(v) for k, v in r.items()}
 torch = {}
 for line in open(f"{out}/tmp/torch.txt"):
     a, w, ms, _ = line.split()
     torch.setdefault((a, w), []).append(float(ms))
 torch = {k: statistics.median(v) for k, v in torch.items()}
-engines = {"gomlx": go(f"{out}/tmp/gomlx.txt"), "blas": go(f"{out}/tmp/blas.txt")}
+engines = {e: go(f"{out}/tmp/go.txt", e) for e in ("gomlx", "blas")}
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 import torch as T
 lines = [f"Machine: {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores; "

@@ -2,11 +2,11 @@ package model
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"testing"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 )
 
 // TestONNXMatchesPyTorch loads each ONNX fixture exported from PyTorch
@@ -41,37 +41,13 @@ func TestONNXMatchesPyTorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := maxAbsDiff(logits, gd.Logits); d > 1e-4 {
+				if d := testutil.MaxAbsDiff(logits, gd.Logits); d > 1e-4 {
 					t.Errorf("outputs differ from PyTorch by up to %g", d)
 				}
-				if r := relErr(grad, gd.Grad); r > 1e-3 {
+				if r := testutil.RelErr(grad, gd.Grad); r > 1e-3 {
 					t.Errorf("input gradient relative error %g", r)
 				}
 			})
 		}
 	}
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i]-b[i])))
-	}
-	return m
-}
-
-func relErr(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range a {
-		d := float64(a[i] - b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
 }

@@ -2,12 +2,12 @@ package engine_test
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"testing"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
 	_ "github.com/bulwark-sec/bulwark/internal/engine/blas"
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/model/safetensors"
 	"github.com/bulwark-sec/bulwark/nn"
 )
@@ -63,41 +63,16 @@ func TestArchitecturesMatchPyTorch(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := maxAbsDiff(logits, gd.Logits); d > 1e-4 {
+				if d := testutil.MaxAbsDiff(logits, gd.Logits); d > 1e-4 {
 					t.Errorf("logits differ from PyTorch by up to %g", d)
 				}
-				if d := maxAbsDiff(losses, gd.Losses); d > 1e-4 {
+				if d := testutil.MaxAbsDiff(losses, gd.Losses); d > 1e-4 {
 					t.Errorf("losses differ from PyTorch by up to %g", d)
 				}
-				if r := relErr(grad, gd.Grad); r > 1e-3 {
+				if r := testutil.RelErr(grad, gd.Grad); r > 1e-3 {
 					t.Errorf("input gradient relative error %g", r)
 				}
 			})
 		}
 	}
-}
-
-func maxAbsDiff(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(float64(a[i]-b[i])))
-	}
-	return m
-}
-
-// relErr is ‖a−b‖ / ‖b‖.
-func relErr(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return math.Inf(1)
-	}
-	var num, den float64
-	for i := range a {
-		d := float64(a[i] - b[i])
-		num += d * d
-		den += float64(b[i]) * float64(b[i])
-	}
-	return math.Sqrt(num / den)
 }

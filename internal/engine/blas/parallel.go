@@ -32,8 +32,9 @@ import (
 
 // threadedBLAS selects the alternative the measurements compare against:
 // OpenBLAS threads every sgemm itself and convolutions run their images on
-// one goroutine (the other ops still use goroutines). Only benchmarks set
-// it, through useThreadedBLAS.
+// one goroutine (the other ops still use goroutines). The environment
+// variable BULWARK_BLAS_THREADED=1 selects it (register.go), for
+// measurements and for models dominated by large dense layers.
 var threadedBLAS = false
 
 func useThreadedBLAS(on bool) {

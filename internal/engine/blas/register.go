@@ -2,6 +2,7 @@ package blas
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
 	"github.com/bulwark-sec/bulwark/nn"
@@ -12,6 +13,9 @@ import (
 // default: 3-8x faster than the GoMLX engine on this project's models
 // (BENCHMARKS.md). Without cgo it stays available but below GoMLX.
 func init() {
+	if os.Getenv("BULWARK_BLAS_THREADED") == "1" {
+		useThreadedBLAS(true)
+	}
 	prio := 10
 	if !Available() {
 		prio = -1
