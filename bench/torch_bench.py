@@ -56,8 +56,14 @@ def main():
                 net(x)
 
         def input_grad():
+            # Parameters frozen, so backward computes only what an attack
+            # needs (the fastest PyTorch form; bulwark computes the same).
+            for p in net.parameters():
+                p.requires_grad_(False)
             xi = x.clone().requires_grad_(True)
             loss_fn(net(xi), y).backward()
+            for p in net.parameters():
+                p.requires_grad_(True)
             return xi.grad
 
         def train_step():
