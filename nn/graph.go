@@ -49,12 +49,12 @@ type Attrs struct {
 	Axis            int     `json:"axis,omitempty"`
 	Shape           []int   `json:"shape,omitempty"`
 	Perm            []int   `json:"perm,omitempty"`
-	Alpha           float32 `json:"alpha,omitempty"`
+	Alpha           float32 `json:"alpha,omitempty"` // gemm, used as given (the ONNX default 1 is filled in by the importer)
 	Beta            float32 `json:"beta,omitempty"`
 	TransA          bool    `json:"trans_a,omitempty"`
 	TransB          bool    `json:"trans_b,omitempty"`
-	Epsilon         float32 `json:"epsilon,omitempty"`
-	Momentum        float32 `json:"momentum,omitempty"` // weight of the old running statistic, as in ONNX
+	Epsilon         float32 `json:"epsilon,omitempty"`  // batch norm; 0 means the usual 1e-5 (an ONNX epsilon of exactly 0 is read as 1e-5)
+	Momentum        float32 `json:"momentum,omitempty"` // weight of the old running statistic, as in ONNX; 0 means 0.9
 	CountIncludePad bool    `json:"count_include_pad,omitempty"`
 }
 
