@@ -173,3 +173,28 @@ func TestModelsAndVersion(t *testing.T) {
 		t.Errorf("version: %d %s", code, stdout)
 	}
 }
+
+// TestEvalONNXExportedFromPyTorch: a [1, 28, 28] NCHW ONNX classifier takes
+// the dataset's images as they are, and a truncated file is refused.
+func TestEvalONNXExportedFromPyTorch(t *testing.T) {
+	needFashionMNIST(t)
+	const onnxModel = "../../testdata/onnx/cnn.onnx"
+	code, stdout, stderr := run(t, "eval", "--model", onnxModel, "--data", "fashion-mnist", "--n", "64", "--json")
+	if code != 0 {
+		t.Fatalf("eval of ONNX: exit %d: %s", code, stderr)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(stdout), &ev); err != nil || ev["format"] != "onnx" || ev["n"].(float64) != 64 {
+		t.Fatalf("eval --json of ONNX: %v %s", err, stdout)
+	}
+	b, err := os.ReadFile(onnxModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.onnx")
+	os.WriteFile(cut, b[:len(b)/3], 0o644)
+	code, _, stderr = run(t, "eval", "--model", cut, "--data", "fashion-mnist", "--n", "8")
+	if code != 2 || !strings.Contains(stderr, "cut.onnx") {
+		t.Errorf("truncated ONNX: exit %d, %s", code, stderr)
+	}
+}
