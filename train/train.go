@@ -324,7 +324,7 @@ func Run(ctx context.Context, cfg Config, d *data.Dataset, out string, resume bo
 	res.Seconds = time.Since(start).Seconds()
 	meta.Provenance.Created = time.Now().UTC().Format(time.RFC3339)
 	meta.Provenance.Metrics = map[string]float64{"best_epoch": float64(bestEpoch), "train_seconds": res.Seconds}
-	if last := len(res.Epochs) - 1; last >= 0 && bestEpoch > 0 && bestEpoch <= len(res.Epochs) {
+	if bestEpoch > 0 && bestEpoch <= len(res.Epochs) {
 		e := res.Epochs[bestEpoch-1]
 		meta.Provenance.Metrics["val_accuracy"] = e.ValAccuracy
 		meta.Provenance.Metrics["val_loss"] = e.ValLoss
