@@ -6,16 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/nn"
 )
-
-func randVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(lo + (hi-lo)*rng.Float64())
-	}
-	return v
-}
 
 func sum(v []float32) float64 {
 	s := 0.0
@@ -40,7 +33,7 @@ func dot(a, b []float32) float64 {
 // direction cannot show (wrong components orthogonal to it).
 func checkDirectional(t *testing.T, what string, f func(x []float32) float64, x, grad []float32, rng *rand.Rand) {
 	t.Helper()
-	r := randVec(rng, len(x), -1, 1)
+	r := testutil.RandVec(rng, len(x), -1, 1)
 	gn, rn := math.Sqrt(dot(grad, grad)), math.Sqrt(dot(r, r))
 	if gn == 0 {
 		gn = 1
@@ -93,10 +86,10 @@ func TestArchGradientsMatchFiniteDifferences(t *testing.T) {
 			for i := range g.Params {
 				p := &g.Params[i]
 				if p.Init == "zeros" {
-					p.Data = randVec(rng, p.Size(), -0.1, 0.1)
+					p.Data = testutil.RandVec(rng, p.Size(), -0.1, 0.1)
 				}
 				if strings.HasSuffix(p.Name, "running_var") {
-					p.Data = randVec(rng, p.Size(), 0.5, 1.5)
+					p.Data = testutil.RandVec(rng, p.Size(), 0.5, 1.5)
 				}
 			}
 			m, err := Compile(g)
@@ -107,7 +100,7 @@ func TestArchGradientsMatchFiniteDifferences(t *testing.T) {
 				t.Fatalf("classes = %d, want 5", m.NumClasses())
 			}
 			const n = 3
-			x := randVec(rng, n*144, 0, 1)
+			x := testutil.RandVec(rng, n*144, 0, 1)
 			y := []int{0, 3, 4}
 			_, grad, _, err := m.LossGradient(x, y, n)
 			if err != nil {
@@ -171,9 +164,9 @@ func TestConvMatchesDirectDefinition(t *testing.T) {
 		{1, 7, 6, 3, 3, 1, 1}, {2, 8, 8, 4, 3, 2, 1}, {3, 5, 5, 2, 1, 1, 0}, {2, 9, 7, 3, 5, 2, 2},
 	} {
 		const b = 2
-		x := randVec(rng, b*tc.c*tc.h*tc.w, -1, 1)
-		k := randVec(rng, tc.o*tc.c*tc.k*tc.k, -1, 1)
-		bias := randVec(rng, tc.o, -1, 1)
+		x := testutil.RandVec(rng, b*tc.c*tc.h*tc.w, -1, 1)
+		k := testutil.RandVec(rng, tc.o*tc.c*tc.k*tc.k, -1, 1)
+		bias := testutil.RandVec(rng, tc.o, -1, 1)
 		want, _, _ := conv2dRef(x, b, tc.c, tc.h, tc.w, k, tc.o, tc.k, tc.k, tc.stride, tc.pad, bias)
 		g := &nn.Graph{Input: "x", InputShape: []int{tc.c, tc.h, tc.w}, Output: "flat",
 			Params: []nn.Param{{Name: "k", Shape: []int{tc.o, tc.c, tc.k, tc.k}, Data: k}, {Name: "b", Shape: []int{tc.o}, Data: bias}},
@@ -252,7 +245,7 @@ func TestPoolsMatchDefinitionAndGradients(t *testing.T) {
 		{nn.OpAvgPool, 2, 2, 0, false}, {nn.OpAvgPool, 3, 1, 1, false}, {nn.OpAvgPool, 3, 2, 1, true},
 	} {
 		const b, c, h, w = 2, 3, 6, 6
-		x := randVec(rng, b*c*h*w, -1, 1)
+		x := testutil.RandVec(rng, b*c*h*w, -1, 1)
 		want := poolRef(x, b, c, h, w, tc.k, tc.s, tc.pad, tc.op == nn.OpMaxPool, tc.countIncludePad)
 		g := &nn.Graph{Input: "x", InputShape: []int{c, h, w}, Output: "flat",
 			Nodes: []nn.Node{
@@ -283,33 +276,6 @@ func TestPoolsMatchDefinitionAndGradients(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkDirectional(t, tc.op, func(x []float32) float64 { return lossOf(t, m, x, y) }, x, grad, rng)
-	}
-}
-
-func TestGradientIndependentOfBatch(t *testing.T) {
-	g, err := nn.Build("cnn", []int{1, 10, 10}, 4, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(9, 9))
-	x := randVec(rng, 3*100, 0, 1)
-	y := []int{2, 0, 3}
-	_, all, _, err := m.LossGradient(x, y, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, one, _, err := m.LossGradient(x[100:200], y[1:2], 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range one {
-		if math.Abs(float64(one[i]-all[100+i])) > 1e-5 {
-			t.Fatalf("gradient of example 1 depends on its batch: %g vs %g", one[i], all[100+i])
-		}
 	}
 }
 
@@ -347,7 +313,7 @@ func TestPerExampleGradients(t *testing.T) {
 		}
 		rng := rand.New(rand.NewPCG(4, 4))
 		const n = 3
-		x := randVec(rng, n*144, 0, 1)
+		x := testutil.RandVec(rng, n*144, 0, 1)
 		y := []int{1, 3, 0}
 		per, err := m.PerExampleGradients(x, y, n)
 		if err != nil {
@@ -383,7 +349,7 @@ func TestPerExampleGradients(t *testing.T) {
 func TestOpGradientsMatchFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	p := func(name string, shape ...int) nn.Param {
-		return nn.Param{Name: name, Shape: shape, Data: randVec(rng, nn.Numel(shape), -1, 1), Trainable: true}
+		return nn.Param{Name: name, Shape: shape, Data: testutil.RandVec(rng, nn.Numel(shape), -1, 1), Trainable: true}
 	}
 	div := p("div", 48)
 	for i := range div.Data {
@@ -412,7 +378,7 @@ func TestOpGradientsMatchFiniteDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	const n = 2
-	x := randVec(rng, n*32, 0, 1)
+	x := testutil.RandVec(rng, n*32, 0, 1)
 	y := []int{1, 3}
 	_, grad, _, err := m.LossGradient(x, y, n)
 	if err != nil {

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"testing"
 
@@ -73,6 +74,37 @@ func TestArchitecturesMatchPyTorch(t *testing.T) {
 					t.Errorf("input gradient relative error %g", r)
 				}
 			})
+		}
+	}
+}
+
+// TestGradientIndependentOfBatch: an example's input gradient must not depend
+// on the batch it is computed in, on every engine (batch norm in inference
+// mode, so no example sees another).
+func TestGradientIndependentOfBatch(t *testing.T) {
+	for _, arch := range []string{"cnn", "resnet-mini"} {
+		g, err := nn.Build(arch, []int{1, 10, 10}, 4, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, kind := range engine.Kinds() {
+			net, err := engine.New(g, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := testutil.RandVec(rand.New(rand.NewPCG(9, 9)), 3*100, 0, 1)
+			y := []int{2, 0, 3}
+			_, all, _, err := net.LossGradient(x, y, 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, one, _, err := net.LossGradient(x[100:200], y[1:2], 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := testutil.MaxAbsDiff(one, all[100:200]); d > 1e-5 {
+				t.Errorf("%s/%s: example 1's gradient changes by %g with its batch", arch, kind, d)
+			}
 		}
 	}
 }

@@ -2,7 +2,10 @@
 // vectors against reference values.
 package testutil
 
-import "math"
+import (
+	"math"
+	"math/rand/v2"
+)
 
 // MaxAbsDiff is max |a_i - b_i|, or +Inf when the lengths differ.
 func MaxAbsDiff(a, b []float32) float64 {
@@ -28,4 +31,13 @@ func RelErr(a, b []float32) float64 {
 		den += float64(b[i]) * float64(b[i])
 	}
 	return math.Sqrt(num / den)
+}
+
+// RandVec returns n values drawn uniformly from [lo, hi).
+func RandVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return v
 }

@@ -8,20 +8,13 @@ import (
 	"testing"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/nn"
 )
 
 // The GoMLX engine is the reference: it is checked against finite
 // differences in its own tests, and this engine must agree with it on every
 // output, gradient and training step.
-
-func randVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(lo + (hi-lo)*rng.Float64())
-	}
-	return v
-}
 
 const tol = 1e-4
 
@@ -58,13 +51,13 @@ func randomizeStats(g *nn.Graph, rng *rand.Rand) {
 	for i := range g.Params {
 		p := &g.Params[i]
 		if p.Init == "zeros" {
-			p.Data = randVec(rng, p.Size(), -0.1, 0.1)
+			p.Data = testutil.RandVec(rng, p.Size(), -0.1, 0.1)
 		}
 		if strings.HasSuffix(p.Name, "running_var") {
-			p.Data = randVec(rng, p.Size(), 0.5, 1.5)
+			p.Data = testutil.RandVec(rng, p.Size(), 0.5, 1.5)
 		}
 		if strings.HasSuffix(p.Name, "scale") {
-			p.Data = randVec(rng, p.Size(), 0.5, 1.5)
+			p.Data = testutil.RandVec(rng, p.Size(), 0.5, 1.5)
 		}
 	}
 }
@@ -84,7 +77,7 @@ func compareModels(t *testing.T, g *nn.Graph, n int, rng *rand.Rand, xlo, xhi fl
 	if m.NumClasses() != ref.NumClasses() || m.InputSize() != ref.InputSize() {
 		t.Fatalf("classes %d, input %d; reference %d, %d", m.NumClasses(), m.InputSize(), ref.NumClasses(), ref.InputSize())
 	}
-	x := randVec(rng, n*m.InputSize(), xlo, xhi)
+	x := testutil.RandVec(rng, n*m.InputSize(), xlo, xhi)
 	y := make([]int, n)
 	for i := range y {
 		y[i] = rng.IntN(m.NumClasses())
@@ -156,7 +149,7 @@ func newGraph(input []int, rng *rand.Rand) *graphBuilder {
 func (b *graphBuilder) param(shape []int, lo, hi float64) string {
 	b.n++
 	name := fmt.Sprintf("p%d", b.n)
-	b.g.Params = append(b.g.Params, nn.Param{Name: name, Shape: shape, Trainable: true, Data: randVec(b.rng, nn.Numel(shape), lo, hi)})
+	b.g.Params = append(b.g.Params, nn.Param{Name: name, Shape: shape, Trainable: true, Data: testutil.RandVec(b.rng, nn.Numel(shape), lo, hi)})
 	return name
 }
 
@@ -356,7 +349,7 @@ func TestTrainingMatchesGoMLX(t *testing.T) {
 				}
 				const n = 16
 				for step := range 5 {
-					x := randVec(rng, n*144, 0, 1)
+					x := testutil.RandVec(rng, n*144, 0, 1)
 					y := make([]int, n)
 					for i := range y {
 						y[i] = rng.IntN(5)
@@ -415,7 +408,7 @@ func TestRestoreContinuesExactly(t *testing.T) {
 			for i := range y {
 				y[i] = rng.IntN(5)
 			}
-			return randVec(rng, 8*144, 0, 1), y
+			return testutil.RandVec(rng, 8*144, 0, 1), y
 		}
 		for range 3 {
 			x, y := batch()
@@ -464,29 +457,6 @@ func TestRestoreContinuesExactly(t *testing.T) {
 	}
 }
 
-func TestGradientIndependentOfBatch(t *testing.T) {
-	g, err := nn.Build("resnet-mini", []int{1, 10, 10}, 4, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Compile(g)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(9, 9))
-	x := randVec(rng, 3*100, 0, 1)
-	y := []int{2, 0, 3}
-	_, all, _, err := m.LossGradient(x, y, 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, one, _, err := m.LossGradient(x[100:200], y[1:2], 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	compare(t, "gradient of example 1", one, all[100:200])
-}
-
 // TestLargeBatchSplits runs more than MaxBatch examples, which are split
 // into several plans, and checks the pieces against single runs.
 func TestLargeBatchSplits(t *testing.T) {
@@ -500,7 +470,7 @@ func TestLargeBatchSplits(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	n := MaxBatch + 5
-	x := randVec(rng, n*64, 0, 1)
+	x := testutil.RandVec(rng, n*64, 0, 1)
 	y := make([]int, n)
 	for i := range y {
 		y[i] = rng.IntN(3)
@@ -609,7 +579,7 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(5, 5))
-	x := randVec(rng, 6*100, 0, 1)
+	x := testutil.RandVec(rng, 6*100, 0, 1)
 	y := []int{0, 1, 2, 3, 0, 1}
 	want, _ := m.Logits(x, 6)
 	_, wantGrad, _, _ := m.LossGradient(x, y, 6)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/bulwark-sec/bulwark/internal/engine"
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/nn"
 )
 
@@ -94,7 +95,7 @@ func randomBatch(rng *rand.Rand, n, size, classes int) ([]float32, []int) {
 	for i := range y {
 		y[i] = rng.IntN(classes)
 	}
-	return randVec(rng, n*size, 0, 1), y
+	return testutil.RandVec(rng, n*size, 0, 1), y
 }
 
 func TestBatchNormTrainingForward(t *testing.T) {
@@ -179,7 +180,7 @@ func TestBatchNormTrainingGradients(t *testing.T) {
 		base := slices.Clone(m.params[i])
 		grad := grads[j]
 		// Direction: normalised gradient plus a normalised random vector.
-		d := randVec(rng, len(base), -1, 1)
+		d := testutil.RandVec(rng, len(base), -1, 1)
 		gn, rn := norm(grad), norm(d)
 		if gn == 0 {
 			gn = 1
@@ -357,7 +358,7 @@ func TestBatchNormStatGradients(t *testing.T) {
 	}
 	for i, p := range b.g.Params {
 		grad := pg[p.Name]
-		d := randVec(rng, len(grad), -1, 1)
+		d := testutil.RandVec(rng, len(grad), -1, 1)
 		const h = 1e-3
 		loss := func(s float64) float64 {
 			g2 := b.g.Clone()

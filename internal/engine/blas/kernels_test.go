@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 )
 
 // The vectorised kernels must match the plain Go ones exactly, on every
@@ -13,8 +15,8 @@ import (
 func TestKernelsMatchGeneric(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 9))
 	for _, n := range []int{1, 7, 15, 16, 17, 31, 32, 33, 100, 784} {
-		x := randVec(rng, n, -1, 1)
-		y := randVec(rng, n, -1, 1)
+		x := testutil.RandVec(rng, n, -1, 1)
+		y := testutil.RandVec(rng, n, -1, 1)
 		for i := range x {
 			if i%5 == 0 {
 				x[i] = 0
@@ -47,7 +49,7 @@ func TestKernelsMatchGeneric(t *testing.T) {
 		copyShort(a, x)
 		check("copyShort", a, x)
 		k := adamConsts{b1: 0.9, ob1: 0.1, b2: 0.999, ob2: 0.001, c1: 0.271, c2: 0.003, eps: 1e-8, wd: 0.01, lr: 1e-3}
-		w1, m1, v1 := slices.Clone(x), slices.Clone(y), randVec(rng, n, 0, 1)
+		w1, m1, v1 := slices.Clone(x), slices.Clone(y), testutil.RandVec(rng, n, 0, 1)
 		w2, m2, v2 := slices.Clone(w1), slices.Clone(m1), slices.Clone(v1)
 		adam(w1, y, m1, v1, k)
 		adamGeneric(w2, y, m2, v2, k)
@@ -67,7 +69,7 @@ func TestKernelsMatchGeneric(t *testing.T) {
 	}
 	for _, w := range []int{2, 6, 14, 28, 32, 34, 66} {
 		const h = 6
-		x := randVec(rng, h*w, -1, 1)
+		x := testutil.RandVec(rng, h*w, -1, 1)
 		for i := range x { // ties, as after a relu
 			if rng.IntN(3) == 0 {
 				x[i] = 0
@@ -79,8 +81,8 @@ func TestKernelsMatchGeneric(t *testing.T) {
 		if !slices.Equal(y1, y2) {
 			t.Errorf("w=%d max2x2: got %v, want %v", w, y1, y2)
 		}
-		dy := randVec(rng, h*w/4, -1, 1)
-		d1, d2 := randVec(rng, h*w, -1, 1), randVec(rng, h*w, -1, 1)
+		dy := testutil.RandVec(rng, h*w/4, -1, 1)
+		d1, d2 := testutil.RandVec(rng, h*w, -1, 1), testutil.RandVec(rng, h*w, -1, 1)
 		max2x2Backward(x, dy, d1, w)
 		max2x2BackwardGeneric(x, dy, d2, w)
 		if !slices.Equal(d1, d2) {
@@ -91,8 +93,8 @@ func TestKernelsMatchGeneric(t *testing.T) {
 
 func BenchmarkKernelMax2x2Backward(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 9))
-	x := randVec(rng, 32*28*28, -1, 1)
-	dy := randVec(rng, 32*14*14, -1, 1)
+	x := testutil.RandVec(rng, 32*28*28, -1, 1)
+	dy := testutil.RandVec(rng, 32*14*14, -1, 1)
 	dx := make([]float32, len(x))
 	b.Run("simd", func(b *testing.B) {
 		for range b.N {
@@ -112,8 +114,8 @@ func BenchmarkKernelMax2x2Backward(b *testing.B) {
 
 func BenchmarkKernelMaskRelu(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 9))
-	y := randVec(rng, 32*784, -1, 1)
-	dy := randVec(rng, 32*784, -1, 1)
+	y := testutil.RandVec(rng, 32*784, -1, 1)
+	dy := testutil.RandVec(rng, 32*784, -1, 1)
 	b.Run("simd", func(b *testing.B) {
 		for range b.N {
 			maskRelu(y, dy)
