@@ -3,6 +3,7 @@ module github.com/bulwark-sec/bulwark
 go 1.26.8
 
 require (
+	github.com/CycloneDX/cyclonedx-go v0.12.0
 	github.com/gomlx/compute v0.1.2
 	github.com/gomlx/gomlx v0.28.2
 	github.com/spf13/cobra v1.10.2

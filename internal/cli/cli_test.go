@@ -198,3 +198,30 @@ func TestEvalONNXExportedFromPyTorch(t *testing.T) {
 		t.Errorf("truncated ONNX: exit %d, %s", code, stderr)
 	}
 }
+
+func TestBOMCommand(t *testing.T) {
+	code, stdout, stderr := run(t, "bom", "../../testdata/onnx/cnn.onnx")
+	if code != 0 || !strings.Contains(stdout, `"specVersion": "1.6"`) || !strings.Contains(stdout, "machine-learning-model") {
+		t.Fatalf("bom: exit %d, %s %s", code, stdout, stderr)
+	}
+	out := filepath.Join(t.TempDir(), "x.cdx.json")
+	if code, _, stderr := run(t, "bom", "../../testdata/onnx", "--out", out); code != 0 {
+		t.Fatalf("bom --out: %s", stderr)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(mustReadFile(t, out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := run(t, "bom", "no-such-dir"); code != 2 {
+		t.Errorf("missing path: exit %d", code)
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

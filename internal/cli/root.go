@@ -77,6 +77,7 @@ an .npz, a .csv, or a folder of images with one sub-folder per class.`,
 		newEvalCmd(g),
 		newPredictCmd(g),
 		newScanCmd(),
+		newBOMCmd(),
 	)
 	return root
 }
