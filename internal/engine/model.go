@@ -28,6 +28,10 @@ type Model struct {
 
 	logitsExec *Exec
 	lossGrad   *Exec
+
+	gradOnce sync.Once // ParamGradients' executable, built on first use
+	gradExec *Exec
+	gradErr  error
 }
 
 // Compile prepares g for execution. Every parameter must have its data.

@@ -256,26 +256,31 @@ func (m *Model) ParamGradients(x []float32, labels []int, n int) (map[string][]f
 	if err := m.checkBatch(x, n); err != nil {
 		return nil, err
 	}
-	be, err := getBackend()
-	if err != nil {
-		return nil, err
-	}
 	g := m.graph
 	train := g.Trainable()
-	np := len(g.Params)
-	e, err := NewExec(be, func(in []*Node) []*Node {
-		params := in[2 : 2+np]
-		logits := newBuilder(g, inference).forward(in[0], params)
-		wrt := make([]*Node, len(train))
-		for j, i := range train {
-			wrt[j] = params[i]
+	// Compiled once per model and cached per batch shape, like the other
+	// executables: audits call this in loops.
+	m.gradOnce.Do(func() {
+		be, err := getBackend()
+		if err != nil {
+			m.gradErr = err
+			return
 		}
-		return Gradient(ReduceAllSum(crossEntropy(logits, in[1])), wrt...)
+		np := len(g.Params)
+		m.gradExec, m.gradErr = NewExec(be, func(in []*Node) []*Node {
+			params := in[2 : 2+np]
+			logits := newBuilder(g, inference).forward(in[0], params)
+			wrt := make([]*Node, len(train))
+			for j, i := range train {
+				wrt[j] = params[i]
+			}
+			return Gradient(ReduceAllSum(crossEntropy(logits, in[1])), wrt...)
+		})
 	})
-	if err != nil {
-		return nil, err
+	if m.gradErr != nil {
+		return nil, m.gradErr
 	}
-	defer e.Finalize()
+	e := m.gradExec
 	args := append([]any{tensors.FromFlatDataAndDimensions(x, inputShape(g, n).Dimensions...), labelTensor(labels)}, m.paramArgs()...)
 	res, err := e.Exec(args...)
 	if err != nil {
