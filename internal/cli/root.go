@@ -78,6 +78,8 @@ an .npz, a .csv, or a folder of images with one sub-folder per class.`,
 		newPredictCmd(g),
 		newScanCmd(),
 		newBOMCmd(),
+		newSignCmd(),
+		newVerifyCmd(),
 	)
 	return root
 }
