@@ -869,7 +869,8 @@ func (m *vm) step(op byte) *PickleError {
 			return m.fail("invalid", "OBJ without a class")
 		}
 		return m.push(m.call(items[0], m.newContainer(kindTuple, items[1:]), nil))
-	case opREDUCE:
+	case opREDUCE, opNEWOBJ:
+		// Both call the callable (or class) under the argument tuple.
 		args, err := m.pop()
 		if err != nil {
 			return err
@@ -879,16 +880,6 @@ func (m *vm) step(op byte) *PickleError {
 			return err
 		}
 		return m.push(m.call(fn, args, nil))
-	case opNEWOBJ:
-		args, err := m.pop()
-		if err != nil {
-			return err
-		}
-		cls, err := m.pop()
-		if err != nil {
-			return err
-		}
-		return m.push(m.call(cls, args, nil))
 	case opNEWOBJ_EX:
 		kwargs, err := m.pop()
 		if err != nil {
