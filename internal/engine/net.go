@@ -35,12 +35,17 @@ type Net interface {
 type Trainer interface {
 	Step(x []float32, labels []int, n int, lr float32) (nn.StepResult, error)
 	Steps() int
+	// Apply runs one optimizer step with the given gradients (one per
+	// trainable parameter, by name) instead of a batch's: DP-SGD passes
+	// its clipped, noised average. It counts as a step like Step.
+	Apply(grads map[string][]float32, lr float32) error
 	State() (nn.OptimizerState, error)
 	Restore(st nn.OptimizerState) error
 }
 
 var (
 	_ Net     = (*Model)(nil)
+	_ Clipper = (*Model)(nil)
 	_ Trainer = (*ModelTrainer)(nil)
 )
 

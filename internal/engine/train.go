@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive
 	"github.com/gomlx/gomlx/core/tensors"
@@ -23,6 +24,10 @@ type ModelTrainer struct {
 	slots [][]*tensors.Tensor
 	step  int
 	exec  *Exec
+
+	applyOnce sync.Once // Apply's executable, built on first use
+	applyExec *Exec
+	applyErr  error
 }
 
 // NewTrainer prepares training of m with opt.

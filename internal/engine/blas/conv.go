@@ -87,8 +87,10 @@ type convOp struct {
 	direct  bool
 	hasBias bool
 	// dwBuf, dbBuf: per-worker partial weight and bias gradients (arena
-	// buffers of workers·O·K and workers·O), summed after the batch.
-	dwBuf, dbBuf int
+	// buffers of workers·O·K and workers·O), summed after the batch. In a
+	// per-example plan they hold every example's own gradients instead
+	// (B·O·K and B·O), and sqBuf each example's squared gradient norm.
+	dwBuf, dbBuf, sqBuf int
 }
 
 func (p *plan) newConv(ins []int, a nn.Attrs) (op, []int, error) {
@@ -122,7 +124,7 @@ func (p *plan) newConv(ins []int, a nn.Attrs) (op, []int, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c := &convOp{opBase: opBase{in: ins}, window: win, o: wt[0], k: wt[1] * wt[2] * wt[3], dwBuf: -1, dbBuf: -1}
+	c := &convOp{opBase: opBase{in: ins}, window: win, o: wt[0], k: wt[1] * wt[2] * wt[3], dwBuf: -1, dbBuf: -1, sqBuf: -1}
 	c.outPlane = c.o * c.pix
 	c.direct = wt[2] == 1 && wt[3] == 1 && s == [2]int{1, 1} && pd == [4]int{}
 	if len(ins) > 2 && ins[2] >= 0 {
@@ -146,11 +148,16 @@ func (c *convOp) setup(p *plan) {
 		if c.need[0] && !c.direct {
 			p.needScratch(2 * cols) // columns and their gradient
 		}
+		parts := p.workers
+		if p.kind == kindPerExample {
+			parts = p.n
+			c.sqBuf = p.newBuf(p.n)
+		}
 		if c.need[1] {
-			c.dwBuf = p.newBuf(p.workers * c.o * c.k)
+			c.dwBuf = p.newBuf(parts * c.o * c.k)
 		}
 		if c.hasBias && c.need[2] {
-			c.dbBuf = p.newBuf(p.workers * c.o)
+			c.dbBuf = p.newBuf(parts * c.o)
 		}
 	}
 }
@@ -196,16 +203,33 @@ func (c *convOp) backward(r *run) {
 	}
 	n := len(x) / c.inSize()
 	cs := c.k * c.pix
+	// perEx: example i's gradients go to block i of dwAll and dbAll
+	// (written, not added), with their squared norm, while still in cache.
+	perEx := r.p.kind == kindPerExample
+	var sq []float32
+	if perEx {
+		sq = r.buf(c.sqBuf)
+	}
 	parts := parallel(gemmWorkers(r.p.workers), n, 1, func(w, lo, hi int) {
 		sc := r.scratch(w)
 		var dw, db []float32
-		if dwAll != nil {
+		if dwAll != nil && !perEx {
 			dw = dwAll[w*c.o*c.k : (w+1)*c.o*c.k]
 		}
-		if dbAll != nil {
+		if dbAll != nil && !perEx {
 			db = dbAll[w*c.o : (w+1)*c.o]
 		}
 		for i := lo; i < hi; i++ {
+			first := i == lo
+			if perEx {
+				first = true
+				if dwAll != nil {
+					dw = dwAll[i*c.o*c.k : (i+1)*c.o*c.k]
+				}
+				if dbAll != nil {
+					db = dbAll[i*c.o : (i+1)*c.o]
+				}
+			}
 			xi := x[i*c.inSize() : (i+1)*c.inSize()]
 			dyi := dy[i*c.outPlane : (i+1)*c.outPlane]
 			if c.relu {
@@ -218,7 +242,7 @@ func (c *convOp) backward(r *run) {
 					c.im2col(xi, src)
 				}
 				beta := float32(1)
-				if i == lo {
+				if first {
 					beta = 0
 				}
 				gemm(false, true, c.o, c.k, c.pix, 1, dyi, c.pix, src, c.pix, beta, dw, c.k)
@@ -226,12 +250,22 @@ func (c *convOp) backward(r *run) {
 			if db != nil {
 				for oc := range db {
 					s := sum(dyi[oc*c.pix : (oc+1)*c.pix])
-					if i == lo {
+					if first {
 						db[oc] = s
 					} else {
 						db[oc] += s
 					}
 				}
+			}
+			if perEx {
+				s := 0.0
+				if dw != nil {
+					s += sumSquares(dw)
+				}
+				if db != nil {
+					s += sumSquares(db)
+				}
+				sq[i] = float32(s)
 			}
 			if dx != nil {
 				dxi := dx[i*c.inSize() : (i+1)*c.inSize()]
@@ -249,6 +283,9 @@ func (c *convOp) backward(r *run) {
 			}
 		}
 	})
+	if perEx {
+		return
+	}
 	if dwAll != nil {
 		reduceParts(dwAll, parts, c.o*c.k, r.grad(c.in[1]), c.acc[1])
 	}

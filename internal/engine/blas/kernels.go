@@ -128,3 +128,20 @@ func adamGeneric(w, g, m, v []float32, k adamConsts) {
 		w[i] -= k.lr * upd
 	}
 }
+
+// sumSquaresGeneric is Σ x², accumulated in float64.
+func sumSquaresGeneric(x []float32) float64 {
+	s := 0.0
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
+// axpyGeneric is dst += a·src.
+func axpyGeneric(dst []float32, a float32, src []float32) {
+	src = src[:len(dst)]
+	for i := range dst {
+		dst[i] += a * src[i]
+	}
+}

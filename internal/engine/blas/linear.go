@@ -140,11 +140,13 @@ func (d *denseOp) backward(r *run) {
 	if d.need[0] {
 		dx = r.grad(d.in[0])
 	}
-	if d.need[1] {
+	if d.need[1] && r.p.kind != kindPerExample {
 		dw = r.grad(d.in[1])
 	}
 	var biasGrad func()
-	if d.hasBias && d.need[2] {
+	// A per-example plan forms the (clipped) weight and bias gradients
+	// afterwards, from x and dy (perexample.go).
+	if d.hasBias && d.need[2] && r.p.kind != kindPerExample {
 		biasGrad = func() {
 			db := r.grad(d.in[2])[:d.n]
 			if !d.acc[2] {

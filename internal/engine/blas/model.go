@@ -60,7 +60,7 @@ type planKey struct {
 }
 
 // maxPlans bounds the plan cache; past it the cache starts over.
-const maxPlans = 16
+const maxPlans = 24
 
 // Compile prepares g for execution. Every parameter must have its data. It
 // runs the graph once on a batch of one, so that a graph that cannot run

@@ -15,6 +15,10 @@ const (
 	kindInputGrad             // inference forward, gradient of the loss with respect to the input
 	kindParamGrad             // inference forward, gradients with respect to the trainable parameters
 	kindTrain                 // batch norm on batch statistics, gradients of the trainable parameters
+	// kindPerExample is kindParamGrad for DP-SGD (perexample.go): backward
+	// propagates the output gradients but dense layers skip their weight
+	// products and convolutions keep each example's weight gradient apart.
+	kindPerExample
 )
 
 // Where a value's data lives.
@@ -93,6 +97,10 @@ type plan struct {
 	// stats lists the running-statistic updates of a training plan: the
 	// arena buffer holding the new value of parameter param.
 	stats []statUpdate
+	// layers and padBuf: a kindPerExample plan's layers with trainable
+	// parameters, and a buffer for an input padded to the plan's batch.
+	layers []peLayer
+	padBuf int
 
 	// free holds arenas between runs. Not a sync.Pool: that one is emptied
 	// by every GC, and reallocating (and page-faulting) tens of megabytes of
@@ -232,6 +240,14 @@ func newPlan(g *nn.Graph, n int, k kind, workers int) (*plan, error) {
 	for _, o := range p.ops {
 		o.setup(p)
 	}
+	if k == kindPerExample {
+		layers, err := p.perExampleLayers()
+		if err != nil {
+			return nil, err
+		}
+		p.layers = layers
+		p.padBuf = p.newBuf(p.values[p.input].size)
+	}
 	return p, nil
 }
 
@@ -263,7 +279,7 @@ func (p *plan) analyseGradients() {
 	switch p.kind {
 	case kindInputGrad:
 		wants[p.input] = true
-	case kindParamGrad, kindTrain:
+	case kindParamGrad, kindTrain, kindPerExample:
 		for i, prm := range p.g.Params {
 			if prm.Trainable {
 				wants[i] = true // parameters are values 0..len(Params)-1

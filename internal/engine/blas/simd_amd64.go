@@ -281,3 +281,45 @@ func adam(w, g, m, v []float32, k adamConsts) {
 	}
 	adamGeneric(w[i:], g[i:], m[i:], v[i:], k)
 }
+
+// sumSquares is Σ x² with 16 float32 running sums (fused multiply-adds),
+// the lanes added in float64: per-example gradient norms for DP-SGD.
+func sumSquares(x []float32) float64 {
+	if !hasAVX512 {
+		return sumSquaresGeneric(x)
+	}
+	var acc archsimd.Float32x16
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		v := archsimd.LoadFloat32x16Slice(x[i:])
+		acc = v.MulAdd(v, acc)
+	}
+	if i < len(x) {
+		v := archsimd.LoadFloat32x16SlicePart(x[i:])
+		acc = v.MulAdd(v, acc)
+	}
+	var lanes [16]float32
+	acc.Store(&lanes)
+	s := 0.0
+	for _, v := range lanes {
+		s += float64(v)
+	}
+	return s
+}
+
+// axpy is dst += a·src (fused multiply-adds).
+func axpy(dst []float32, a float32, src []float32) {
+	if !hasAVX512 {
+		axpyGeneric(dst, a, src)
+		return
+	}
+	src = src[:len(dst)]
+	av := archsimd.BroadcastFloat32x16(a)
+	i := 0
+	for ; i+16 <= len(dst); i += 16 {
+		archsimd.LoadFloat32x16Slice(src[i:]).MulAdd(av, archsimd.LoadFloat32x16Slice(dst[i:])).StoreSlice(dst[i:])
+	}
+	if i < len(dst) {
+		archsimd.LoadFloat32x16SlicePart(src[i:]).MulAdd(av, archsimd.LoadFloat32x16SlicePart(dst[i:])).StoreSlicePart(dst[i:])
+	}
+}

@@ -17,3 +17,7 @@ func sum(x []float32) float32 { return sumGeneric(x) }
 func copyShort(dst, src []float32) { copy(dst, src) }
 
 func adam(w, g, m, v []float32, k adamConsts) { adamGeneric(w, g, m, v, k) }
+
+func sumSquares(x []float32) float64 { return sumSquaresGeneric(x) }
+
+func axpy(dst []float32, a float32, src []float32) { axpyGeneric(dst, a, src) }

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/bulwark-sec/bulwark/internal/engine"
 	"github.com/bulwark-sec/bulwark/nn"
 )
 
@@ -64,7 +65,11 @@ func (t *Trainer) Step(x []float32, labels []int, n int, lr float32) (nn.StepRes
 	res := nn.StepResult{Loss: meanOf(losses), Correct: countCorrect(z, labels)}
 	p.backward(r)
 	t.step++
-	t.updateAll(r, lr)
+	grads := make([][]float32, len(t.train))
+	for j, i := range t.train {
+		grads[j] = paramGrad(r, i)
+	}
+	t.updateAll(grads, lr)
 	for _, su := range p.stats {
 		copy(m.params[su.param], r.buf(su.buf))
 	}
@@ -102,12 +107,10 @@ func countCorrect(z []float32, labels []int) int {
 // parameters are laid end to end and the whole range split across the
 // workers at once: one parallel region per step rather than one per
 // parameter (an MLP has six, most of them small).
-func (t *Trainer) updateAll(r *run, lr float32) {
-	grads := make([][]float32, len(t.train))
+func (t *Trainer) updateAll(grads [][]float32, lr float32) {
 	total := 0
-	for j, i := range t.train {
-		grads[j] = paramGrad(r, i)
-		total += len(grads[j])
+	for _, g := range grads {
+		total += len(g)
 	}
 	k := t.adamConsts(lr)
 	parallel(t.m.workers, total, elementwiseGrain, func(_, lo, hi int) {
@@ -162,6 +165,28 @@ func (t *Trainer) update(j int, w, g []float32, lo, hi int, lr float32, k adamCo
 		ms, vs := t.slots[0][j], t.slots[1][j]
 		adam(w[lo:hi], g[lo:hi], ms[lo:hi], vs[lo:hi], k)
 	}
+}
+
+// Apply runs one optimizer step with the given gradients, one per
+// trainable parameter by name (DP-SGD's noised average of clipped
+// gradients), with the update rule of Step.
+func (t *Trainer) Apply(grads map[string][]float32, lr float32) error {
+	g := t.m.graph
+	names := make([]string, len(t.train))
+	sizes := make([]int, len(t.train))
+	gs := make([][]float32, len(t.train))
+	for j, i := range t.train {
+		names[j], sizes[j] = g.Params[i].Name, g.Params[i].Size()
+		gs[j] = grads[names[j]]
+	}
+	if err := engine.CheckGrads(names, sizes, grads); err != nil {
+		return err
+	}
+	t.m.mu.Lock()
+	defer t.m.mu.Unlock()
+	t.step++
+	t.updateAll(gs, lr)
+	return nil
 }
 
 // Steps is how many steps have run, including restored ones.
