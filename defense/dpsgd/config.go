@@ -207,3 +207,13 @@ func Guarantee(c Config, n int) (*model.Privacy, error) {
 	}
 	return s.record(c), nil
 }
+
+// TrainingSize is the number of examples a run of c trains on when given a
+// dataset of total examples: the total minus the validation part Run holds
+// out (the same rounding as data.SplitFraction). Guarantee takes this n.
+func TrainingSize(c Config, total int) int {
+	if f := c.Train.ValFraction; f > 0 && f < 1 {
+		return total - int(math.Round(f*float64(total)))
+	}
+	return total
+}

@@ -295,6 +295,10 @@ func TestFashionLearns(t *testing.T) {
 	if !(p.Epsilon > 0 && p.Epsilon < 100) || p.Epsilon != res.Meta.Provenance.Privacy.Epsilon {
 		t.Errorf("ε = %g", p.Epsilon)
 	}
+	// What the CLI prints before training must be what the run records.
+	if pre, err := Guarantee(c, TrainingSize(c, tr.Len())); err != nil || *pre != *p {
+		t.Errorf("Guarantee before the run: %+v, %v; the run recorded %+v", pre, err, *p)
+	}
 	net, err := engine.New(g, "")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"encoding/json"
+	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,5 +42,60 @@ func TestTrainWithDefense(t *testing.T) {
 		} else if strings.Contains(stderr, "panic") {
 			t.Errorf("%s: %s", name, stderr)
 		}
+	}
+}
+
+func TestTrainDP(t *testing.T) {
+	needFashionMNIST(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "dp.safetensors")
+	code, stdout, stderr := run(t, "train", "--data", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--n", "2000",
+		"--dp", "--target-epsilon", "2", "--delta", "1e-4", "--clip", "0.5", "--logical-batch", "100", "--physical-batch", "64",
+		"--accountant", "pld", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Privacy model.Privacy `json:"privacy"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	m, err := model.Load(out, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := m.Meta.Provenance.Privacy
+	if p == nil {
+		t.Fatal("no privacy record in the model")
+	}
+	// 10% held out for validation: 1800 training examples, q = 100/1800,
+	// ⌈1800/100⌉ = 18 steps; σ calibrated so that the PLD ε is 2.
+	if *p != res.Privacy || p.Examples != 1800 || p.Steps != 18 || math.Abs(p.SamplingRate-100.0/1800) > 1e-12 ||
+		p.ClipNorm != 0.5 || p.Delta != 1e-4 || p.Accountant != "pld" || p.Sampling != "poisson" || math.Abs(p.Epsilon-2) > 0.01 {
+		t.Errorf("privacy record %+v, printed %+v", *p, res.Privacy)
+	}
+	bad := map[string][]string{
+		"dp flag without dp":    {"--clip", "2"},
+		"no noise or target":    {"--dp"},
+		"both noise and target": {"--dp", "--noise-multiplier", "1", "--target-epsilon", "3"},
+		"dp with defense":       {"--dp", "--noise-multiplier", "1", "--defense", "pgd-at", "--eps", "0.1"},
+		"dp with patience":      {"--dp", "--noise-multiplier", "1", "--patience", "2"},
+		"delta above 1/N":       {"--dp", "--noise-multiplier", "1", "--delta", "0.1"},
+		"unreachable epsilon":   {"--dp", "--target-epsilon", "1e-6"},
+		"unknown accountant":    {"--dp", "--noise-multiplier", "1", "--accountant", "gdp"},
+		"unknown sampling":      {"--dp", "--noise-multiplier", "1", "--sampling", "stratified"},
+		"logical batch above N": {"--dp", "--noise-multiplier", "1", "--logical-batch", "5000"},
+		"non-positive clip":     {"--dp", "--noise-multiplier", "1", "--clip", "0"},
+		"negative noise":        {"--dp", "--noise-multiplier", "-1"},
+	}
+	for name, args := range bad {
+		a := append([]string{"train", "--data", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--n", "100", "--out", filepath.Join(dir, "x.safetensors")}, args...)
+		if code, _, stderr := run(t, a...); code != 2 || stderr == "" || strings.Contains(stderr, "panic") {
+			t.Errorf("%s: exit %d: %s", name, code, stderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "x.safetensors")); err == nil {
+		t.Error("a refused run wrote a model")
 	}
 }
