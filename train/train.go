@@ -60,6 +60,20 @@ type BatchDefense interface {
 	Record() model.Defense
 }
 
+// StepDefense is a BatchDefense whose loss is not cross-entropy on one
+// batch of inputs (TRADES: clean cross-entropy plus a KL term between the
+// clean and the adversarial predictions), so it computes the gradients and
+// takes the optimiser step itself; Run calls Step instead of Transform and
+// Trainer.Step. Check runs once before training, so that a defense that
+// cannot work with the architecture fails before any work.
+type StepDefense interface {
+	BatchDefense
+	Check(net engine.Net) error
+	// Step trains on the batch x (n examples, labels y) with learning rate
+	// lr; its result describes the batch before the update.
+	Step(ctx context.Context, net engine.Net, tr engine.Trainer, x []float32, y []int, n int, lr float32, progress float64) (nn.StepResult, error)
+}
+
 // Defaults are the settings of `bulwark train` with no flags.
 func Defaults(arch string) Config {
 	return Config{Arch: arch, Epochs: 5, BatchSize: 128, Optimizer: nn.Optimizer{Name: "adam"}, LearningRate: 1e-3,
@@ -192,6 +206,11 @@ func Run(ctx context.Context, cfg Config, d *data.Dataset, out string, resume bo
 	if err != nil {
 		return nil, err
 	}
+	if sd, ok := cfg.Defense.(StepDefense); ok {
+		if err := sd.Check(net); err != nil {
+			return nil, fmt.Errorf("%s cannot train %s: %w", sd.Record().Name, cfg.Arch, err)
+		}
+	}
 	tr, err := engine.NewTrainerFor(net, cfg.Optimizer)
 	if err != nil {
 		return nil, err
@@ -269,14 +288,20 @@ func Run(ctx context.Context, cfg Config, d *data.Dataset, out string, resume bo
 			progress := (float64(epoch) + float64(s)/float64(steps)) / float64(cfg.Epochs)
 			lr = cfg.LR(progress)
 			xs := xb[:(hi-lo)*size]
-			if cfg.Defense != nil {
-				if xs, err = cfg.Defense.Transform(ctx, net, xs, yb[:hi-lo], hi-lo, progress); err != nil {
+			var r nn.StepResult
+			if sd, ok := cfg.Defense.(StepDefense); ok {
+				if r, err = sd.Step(ctx, net, tr, xs, yb[:hi-lo], hi-lo, lr, progress); err != nil {
 					return nil, fmt.Errorf("%s in epoch %d step %d: %w", cfg.Defense.Record().Name, epoch+1, s+1, err)
 				}
-			}
-			r, err := tr.Step(xs, yb[:hi-lo], hi-lo, lr)
-			if err != nil {
-				return nil, err
+			} else {
+				if cfg.Defense != nil {
+					if xs, err = cfg.Defense.Transform(ctx, net, xs, yb[:hi-lo], hi-lo, progress); err != nil {
+						return nil, fmt.Errorf("%s in epoch %d step %d: %w", cfg.Defense.Record().Name, epoch+1, s+1, err)
+					}
+				}
+				if r, err = tr.Step(xs, yb[:hi-lo], hi-lo, lr); err != nil {
+					return nil, err
+				}
 			}
 			if math.IsNaN(float64(r.Loss)) || math.IsInf(float64(r.Loss), 0) {
 				return nil, fmt.Errorf("training diverged in epoch %d step %d (loss %v); lower the learning rate (now %g)", epoch+1, s+1, r.Loss, lr)

@@ -46,7 +46,11 @@ func TestBadParamsRefused(t *testing.T) {
 		{"fast-at", advtrain.Params{Eps: 0.1, Steps: 5}, "one FGSM step"},
 		{"fast-at", advtrain.Params{Eps: 0.5, Norm: attack.L2}, "L∞ only"},
 		{"fast-at", advtrain.Params{Eps: 0.1, CleanFraction: 0.5}, "clean fraction needs pgd-at"},
-		{"trades", advtrain.Params{Eps: 0.1}, "trades needs"},
+		{"trades", advtrain.Params{Eps: 0.5, Norm: attack.L2}, "L∞ only"},
+		{"trades", advtrain.Params{Eps: 0.1, CleanFraction: 0.5}, "clean term"},
+		{"trades", advtrain.Params{Eps: 0.1, Beta: -1}, "beta must be"},
+		{"trades", advtrain.Params{Eps: 0.1, Beta: math.Inf(1)}, "beta must be"},
+		{"pgd-at", advtrain.Params{Eps: 0.1, Beta: 6}, "TRADES's weight"},
 		{"free-at", advtrain.Params{Eps: 0.1}, "unknown adversarial training"},
 	} {
 		_, err := advtrain.New(tc.kind, tc.p)
@@ -74,6 +78,9 @@ func TestRecord(t *testing.T) {
 			"seed": uint64(0), "random_start": true, "attack": "evasion.pgd"}},
 		{"pgd-at", advtrain.Params{Eps: 1, Norm: attack.L2, Steps: 7, StepSize: 0.3, CleanFraction: 0.5}, map[string]any{
 			"eps": 1.0, "norm": "2", "steps": 7, "step_size": 0.3, "clean_fraction": 0.5}},
+		{"trades", advtrain.Params{Eps: 0.1}, map[string]any{
+			"eps": 0.1, "norm": "inf", "steps": 10, "step_size": 0.025, "beta": 6.0, "attack": "trades-kl-pgd"}},
+		{"trades", advtrain.Params{Eps: 0.1, Beta: 1}, map[string]any{"beta": 1.0}},
 	} {
 		r := mustNew(t, tc.kind, tc.p).Record()
 		if r.Name != tc.kind {
@@ -208,9 +215,15 @@ func TestResumeWithDefenseGivesTheSameModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr = tr.Head(600)
-	def := mustNew(t, "pgd-at", advtrain.Params{Eps: 0.1, Steps: 3, Seed: 5, WarmupFraction: 0.5})
+	for _, kind := range []string{"pgd-at", "trades"} {
+		t.Run(kind, func(t *testing.T) { resumeGivesTheSameModel(t, kind, tr) })
+	}
+}
+
+func resumeGivesTheSameModel(t *testing.T, kind string, tr *data.Dataset) {
+	def := mustNew(t, kind, advtrain.Params{Eps: 0.1, Steps: 3, Seed: 5, WarmupFraction: 0.5})
 	cfg := train.Defaults("mlp")
-	cfg.Epochs, cfg.Patience, cfg.BatchSize, cfg.Defense, cfg.DefenseName = 2, 0, 64, def, "pgd-at"
+	cfg.Epochs, cfg.Patience, cfg.BatchSize, cfg.Defense, cfg.DefenseName = 2, 0, 64, def, kind
 	dir := t.TempDir()
 	straight, err := train.Run(context.Background(), cfg, tr, filepath.Join(dir, "a.safetensors"), false, train.Progress{})
 	if err != nil {
@@ -227,7 +240,7 @@ func TestResumeWithDefenseGivesTheSameModel(t *testing.T) {
 		t.Fatalf("interrupted run: %v", err)
 	}
 	// A fresh defense value, as a restarted process would build.
-	cfg.Defense = mustNew(t, "pgd-at", advtrain.Params{Eps: 0.1, Steps: 3, Seed: 5, WarmupFraction: 0.5})
+	cfg.Defense = mustNew(t, kind, advtrain.Params{Eps: 0.1, Steps: 3, Seed: 5, WarmupFraction: 0.5})
 	resumed, err := train.Run(context.Background(), cfg, tr, out, true, train.Progress{})
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +254,7 @@ func TestResumeWithDefenseGivesTheSameModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := meta.Provenance.Defenses; len(d) != 1 || d[0].Name != "pgd-at" || d[0].Params["eps"] != 0.1 || d[0].Params["attack"] != "evasion.pgd" {
+	if d := meta.Provenance.Defenses; len(d) != 1 || d[0].Name != kind || d[0].Params["eps"] != 0.1 || d[0].Params["attack"] != def.Record().Params["attack"] {
 		t.Errorf("defenses recorded in the model: %+v", d)
 	}
 }

@@ -66,22 +66,30 @@ func fit(t *testing.T, seed uint64, arch string, nTrain, epochs, batch int, def 
 // accuracy at eps 0.1 than the same run without it, and fast-at does too.
 // Measured over training seeds 1-5 on 300 test images: robust accuracy
 // 0.03-0.05 without a defense, 0.26-0.27 with pgd-at (clean 0.64-0.67 vs
-// 0.76-0.78), 0.24-0.26 with fast-at (clean 0.61-0.66).
+// 0.76-0.78), 0.24-0.26 with fast-at (clean 0.61-0.66). TRADES gains
+// robustness more slowly (its KL term is small while the model is near
+// uniform), so it gets six epochs: over seeds 1-3, robust 0.34-0.38 (clean
+// 0.71-0.74) against 0.05-0.08 without a defense (clean 0.82-0.84).
 func TestAdversarialTrainingRaisesRobustAccuracy(t *testing.T) {
 	const eps = 0.1
-	_, base, _ := fit(t, 1, "mlp", 3000, 2, 0, nil, eps, 300)
+	base := map[int]float64{}
 	for _, tc := range []struct {
 		kind   string
 		p      advtrain.Params
+		epochs int
 		margin float64
 	}{
-		{"pgd-at", advtrain.Params{Eps: eps, Steps: 5, Seed: 1}, 0.12},
-		{"fast-at", advtrain.Params{Eps: eps, Seed: 1}, 0.1},
+		{"pgd-at", advtrain.Params{Eps: eps, Steps: 5, Seed: 1}, 2, 0.12},
+		{"fast-at", advtrain.Params{Eps: eps, Seed: 1}, 2, 0.1},
+		{"trades", advtrain.Params{Eps: eps, Steps: 5, Seed: 1}, 6, 0.15},
 	} {
-		clean, robust, _ := fit(t, 1, "mlp", 3000, 2, 0, mustNew(t, tc.kind, tc.p), eps, 300)
-		t.Logf("%s: clean %.3f, robust %.3f; without a defense robust %.3f", tc.kind, clean, robust, base)
-		if robust < base+tc.margin {
-			t.Errorf("%s: PGD robust accuracy %.3f, without the defense %.3f: want at least %.2f more", tc.kind, robust, base, tc.margin)
+		if _, ok := base[tc.epochs]; !ok {
+			_, base[tc.epochs], _ = fit(t, 1, "mlp", 3000, tc.epochs, 0, nil, eps, 300)
+		}
+		clean, robust, _ := fit(t, 1, "mlp", 3000, tc.epochs, 0, mustNew(t, tc.kind, tc.p), eps, 300)
+		t.Logf("%s: clean %.3f, robust %.3f; without a defense robust %.3f", tc.kind, clean, robust, base[tc.epochs])
+		if robust < base[tc.epochs]+tc.margin {
+			t.Errorf("%s: PGD robust accuracy %.3f, without the defense %.3f: want at least %.2f more", tc.kind, robust, base[tc.epochs], tc.margin)
 		}
 	}
 }

@@ -34,6 +34,10 @@ func TestTrainWithDefense(t *testing.T) {
 		"unknown defense":     {"--defense", "jpeg", "--eps", "0.1"},
 		"sigma missing":       {"--defense", "gaussian"},
 		"eps too large":       {"--defense", "fast-at", "--eps", "3"},
+		"beta without trades": {"--defense", "pgd-at", "--eps", "0.1", "--beta", "3"},
+		"negative beta":       {"--defense", "trades", "--eps", "0.1", "--beta", "-1"},
+		"trades at L2":        {"--defense", "trades", "--eps", "0.5", "--norm", "2"},
+		"trades with BN":      {"--defense", "trades", "--eps", "0.1", "--arch", "resnet-mini"},
 	}
 	for name, args := range bad {
 		a := append([]string{"train", "--data", "fashion-mnist", "--arch", "mlp", "--epochs", "1", "--n", "100", "--out", filepath.Join(dir, "x.safetensors")}, args...)

@@ -119,7 +119,7 @@ type defenseFlags struct {
 
 func (df *defenseFlags) addFlags(c *cobra.Command) {
 	f := c.Flags()
-	f.StringVar(&df.name, "defense", "", "training-time defense: pgd-at (Madry), fast-at (FGSM with random start), trades, gaussian (noise augmentation for randomized smoothing)")
+	f.StringVar(&df.name, "defense", "", "training-time defense: pgd-at (Madry et al.), trades (Zhang et al.), fast-at (FGSM with random start), gaussian (noise augmentation for randomized smoothing)")
 	f.Float64Var(&df.eps, "eps", 0, "adversarial training radius (inputs in [0,1])")
 	f.StringVar(&df.norm, "norm", "inf", "adversarial training norm: inf, 2 or 1")
 	f.IntVar(&df.steps, "attack-steps", 0, "PGD steps per batch (default 10)")
@@ -134,7 +134,7 @@ func (df *defenseFlags) addFlags(c *cobra.Command) {
 func (df *defenseFlags) build(c *cobra.Command, seed uint64) (train.BatchDefense, error) {
 	switch df.name {
 	case "":
-		for _, f := range []string{"eps", "attack-steps", "attack-step-size", "warmup", "clean-fraction", "sigma"} {
+		for _, f := range []string{"eps", "norm", "attack-steps", "attack-step-size", "warmup", "clean-fraction", "sigma", "beta"} {
 			if c.Flags().Changed(f) {
 				return nil, fmt.Errorf("--%s needs --defense", f)
 			}
@@ -153,8 +153,14 @@ func (df *defenseFlags) build(c *cobra.Command, seed uint64) (train.BatchDefense
 	if !c.Flags().Changed("eps") {
 		return nil, fmt.Errorf("--defense %s needs --eps (0.1 is usual for Fashion-MNIST at L∞)", df.name)
 	}
-	return advtrain.New(df.name, advtrain.Params{Eps: df.eps, Norm: norm, Steps: df.steps, StepSize: df.stepSize,
-		WarmupFraction: df.warmup, CleanFraction: df.cleanFraction, Seed: seed})
+	p := advtrain.Params{Eps: df.eps, Norm: norm, Steps: df.steps, StepSize: df.stepSize,
+		WarmupFraction: df.warmup, CleanFraction: df.cleanFraction, Seed: seed}
+	if df.name == "trades" {
+		p.Beta = df.beta
+	} else if c.Flags().Changed("beta") {
+		return nil, fmt.Errorf("--beta is TRADES's weight: it needs --defense trades")
+	}
+	return advtrain.New(df.name, p)
 }
 
 func newTrainCmd(g *globals) *cobra.Command {

@@ -33,6 +33,10 @@ type Model struct {
 	gradOnce sync.Once // ParamGradients' executable, built on first use
 	gradExec *Exec
 	gradErr  error
+
+	seedParamOnce sync.Once // SeededParamGradients' executable
+	seedParamExec *Exec
+	seedParamErr  error
 }
 
 // Compile prepares g for execution. Every parameter must have its data.

@@ -43,9 +43,20 @@ type Trainer interface {
 	Restore(st nn.OptimizerState) error
 }
 
+// SeedParamGrader is a Net that gives parameter gradients of any loss
+// built on the logits, as InputGradient does for the input: the gradient of
+// Σ_i Σ_k dz[i,k]·logits[i,k] with respect to every trainable parameter,
+// seed(i, logits_i, dz_i) choosing example i's weights dz_i (zeroed before
+// the call), and the logits (inference-mode forward pass). Both engines
+// have it; TRADES needs it for its KL term.
+type SeedParamGrader interface {
+	SeededParamGradients(x []float32, n int, seed func(i int, logits, dz []float32)) (map[string][]float32, []float32, error)
+}
+
 var (
 	_ Net     = (*Model)(nil)
 	_ Clipper = (*Model)(nil)
+	_ SeedParamGrader = (*Model)(nil)
 	_ Trainer = (*ModelTrainer)(nil)
 )
 

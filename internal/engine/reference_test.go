@@ -175,3 +175,107 @@ func TestInputGradientSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestSeededParamGradients checks SeededParamGradients on every engine:
+// seeding with softmax − onehot must give ParamGradients (itself checked
+// against finite differences), and for a fixed seed w the gradient of
+// Σ w·logits must match central differences along a random direction of
+// every parameter.
+func TestSeededParamGradients(t *testing.T) {
+	g, err := nn.Build("cnn", []int{1, 10, 10}, 4, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, k = 5, 4
+	rng := rand.New(rand.NewPCG(5, 5))
+	x := testutil.RandVec(rng, n*100, 0, 1)
+	y := []int{0, 1, 2, 3, 1}
+	w := testutil.RandVec(rng, n*k, -1, 1)
+	for _, kind := range engine.Kinds() {
+		net, err := engine.New(g, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, ok := net.(engine.SeedParamGrader)
+		if !ok {
+			t.Fatalf("%s: no SeededParamGradients", kind)
+		}
+		want, err := net.ParamGradients(x, y, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, z, err := sp.SeededParamGradients(x, n, func(i int, logits, dz []float32) {
+			mx := logits[0]
+			for _, v := range logits {
+				mx = max(mx, v)
+			}
+			var s float64
+			for _, v := range logits {
+				s += math.Exp(float64(v - mx))
+			}
+			for c, v := range logits {
+				dz[c] = float32(math.Exp(float64(v-mx)) / s)
+			}
+			dz[y[i]]--
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantZ, _ := net.Logits(x, n); testutil.MaxAbsDiff(z, wantZ) > 1e-5 {
+			t.Errorf("%s: logits differ", kind)
+		}
+		for name, v := range want {
+			if e := testutil.RelErr(got[name], v); e > 1e-4 {
+				t.Errorf("%s: %s: softmax-onehot seed: relative error %g against ParamGradients", kind, name, e)
+			}
+		}
+		gw, _, err := sp.SeededParamGradients(x, n, func(i int, _, dz []float32) { copy(dz, w[i*k:(i+1)*k]) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		objective := func(g2 *nn.Graph) float64 {
+			m, err := engine.New(g2, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z, err := m.Logits(x, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s float64
+			for j, v := range z {
+				s += float64(w[j]) * float64(v)
+			}
+			return s
+		}
+		for _, i := range g.Trainable() {
+			p := g.Params[i]
+			// A unit direction and a small step, so that no ReLU changes
+			// side between the two evaluations.
+			dir := testutil.RandVec(rng, p.Size(), -1, 1)
+			var norm float64
+			for _, v := range dir {
+				norm += float64(v) * float64(v)
+			}
+			for j := range dir {
+				dir[j] /= float32(math.Sqrt(norm))
+			}
+			const h = 1e-3
+			at := func(sign float64) float64 {
+				g2 := g.Clone()
+				for j := range g2.Params[i].Data {
+					g2.Params[i].Data[j] += float32(sign * h * float64(dir[j]))
+				}
+				return objective(g2)
+			}
+			fd := (at(1) - at(-1)) / (2 * h)
+			var an float64
+			for j, v := range gw[p.Name] {
+				an += float64(v) * float64(dir[j])
+			}
+			if math.Abs(fd-an) > 3e-3*max(1, math.Abs(fd)) {
+				t.Errorf("%s: %s: directional derivative %g, finite differences %g", kind, p.Name, an, fd)
+			}
+		}
+	}
+}

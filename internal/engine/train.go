@@ -301,3 +301,57 @@ func (m *Model) ParamGradients(x []float32, labels []int, n int) (map[string][]f
 	}
 	return out, errors.Join(errs...)
 }
+
+// SeededParamGradients returns the gradient of Σ_i Σ_k dz[i,k]·logits[i,k]
+// with respect to every trainable parameter, where seed(i, logits_i, dz_i)
+// chooses example i's weights from its logits, and the logits
+// (inference-mode forward pass). The logits are computed first, then one
+// executable takes the weights as an input.
+func (m *Model) SeededParamGradients(x []float32, n int, seed func(i int, logits, dz []float32)) (map[string][]float32, []float32, error) {
+	logits, err := m.Logits(x, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	k := m.classes
+	w := make([]float32, len(logits))
+	for i := 0; i < n; i++ {
+		seed(i, logits[i*k:(i+1)*k], w[i*k:(i+1)*k])
+	}
+	g := m.graph
+	train := g.Trainable()
+	m.seedParamOnce.Do(func() {
+		be, err := getBackend()
+		if err != nil {
+			m.seedParamErr = err
+			return
+		}
+		np := len(g.Params)
+		m.seedParamExec, m.seedParamErr = NewExec(be, func(in []*Node) []*Node {
+			params := in[2 : 2+np]
+			logits := newBuilder(g, inference).forward(in[0], params)
+			wrt := make([]*Node, len(train))
+			for j, i := range train {
+				wrt[j] = params[i]
+			}
+			return Gradient(ReduceAllSum(Mul(logits, in[1])), wrt...)
+		})
+	})
+	if m.seedParamErr != nil {
+		return nil, nil, m.seedParamErr
+	}
+	args := append([]any{tensors.FromFlatDataAndDimensions(x, inputShape(g, n).Dimensions...),
+		tensors.FromFlatDataAndDimensions(w, n, k)}, m.paramArgs()...)
+	res, err := m.seedParamExec.Exec(args...)
+	if err != nil {
+		return nil, nil, cleanError(err)
+	}
+	defer finalize(res)
+	out := map[string][]float32{}
+	var errs []error
+	for j, i := range train {
+		d, err := tensors.CopyFlatData[float32](res[j])
+		errs = append(errs, err)
+		out[g.Params[i].Name] = d
+	}
+	return out, logits, errors.Join(errs...)
+}

@@ -336,6 +336,57 @@ func (m *Model) ParamGradients(x []float32, labels []int, n int) (map[string][]f
 	return out, nil
 }
 
+// SeededParamGradients returns the gradient with respect to every
+// trainable parameter of Σ_i Σ_k dz[i,k]·logits[i,k], where seed(i,
+// logits_i, dz_i) writes example i's weights dz_i after seeing its logits
+// (dz_i starts at zero), and the logits. It is InputGradient's counterpart
+// for parameters: TRADES builds its KL term on it.
+func (m *Model) SeededParamGradients(x []float32, n int, seedFn func(i int, logits, dz []float32)) (map[string][]float32, []float32, error) {
+	if err := m.checkBatch(x, n); err != nil {
+		return nil, nil, err
+	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	k := m.classes
+	out := map[string][]float32{}
+	logits := make([]float32, 0, n*k)
+	err := chunks(n, func(lo, hi int) error {
+		return m.exec(kindParamGrad, x, lo, hi, func(r *run) error {
+			z := r.data(r.p.output)
+			logits = append(logits, z...)
+			dz := seed(r)
+			if dz == nil {
+				return nil
+			}
+			clear(dz)
+			for i := lo; i < hi; i++ {
+				j := i - lo
+				seedFn(i, z[j*k:(j+1)*k], dz[j*k:(j+1)*k])
+			}
+			r.p.backward(r)
+			for _, i := range m.graph.Trainable() {
+				g := paramGrad(r, i)
+				name := m.graph.Params[i].Name
+				if sum, ok := out[name]; ok {
+					addTo(sum, g)
+				} else {
+					out[name] = slices.Clone(g)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, i := range m.graph.Trainable() { // an output no parameter reaches
+		if name := m.graph.Params[i].Name; out[name] == nil {
+			out[name] = make([]float32, m.graph.Params[i].Size())
+		}
+	}
+	return out, logits, nil
+}
+
 // crossEntropy computes, for logits z [n, K] and labels, each example's
 // softmax cross-entropy into losses and, when dz is not nil, the gradient of
 // scale·Σ losses with respect to z: scale·(softmax(z) - onehot(label)). It
