@@ -98,4 +98,3 @@ func encodeNPY(a NPZArray) ([]byte, error) {
 	out.Write(body.Bytes())
 	return out.Bytes(), nil
 }
-

@@ -54,10 +54,10 @@ type SeedParamGrader interface {
 }
 
 var (
-	_ Net     = (*Model)(nil)
-	_ Clipper = (*Model)(nil)
+	_ Net             = (*Model)(nil)
+	_ Clipper         = (*Model)(nil)
 	_ SeedParamGrader = (*Model)(nil)
-	_ Trainer = (*ModelTrainer)(nil)
+	_ Trainer         = (*ModelTrainer)(nil)
 )
 
 // Backend is an engine other than the built-in GoMLX one, registered by its
