@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -63,7 +65,10 @@ func writeMarkdown(w io.Writer, r *Report) error {
 		for _, e := range v.CompareEps {
 			p(" ε=%s |", fmtEps(e))
 		}
-		p("\n|---|---|---|---|%s\n", strings.Repeat("---|", len(v.CompareEps)))
+		if v.CompareCert {
+			p(" Certified (L2 radius: accuracy) |")
+		}
+		p("\n|---|---|---|---|%s%s\n", strings.Repeat("---|", len(v.CompareEps)), map[bool]string{true: "---|"}[v.CompareCert])
 		for _, row := range v.Compare {
 			eps := "–"
 			if row.Epsilon != nil {
@@ -77,7 +82,17 @@ func writeMarkdown(w io.Writer, r *Report) error {
 					p(" – |")
 				}
 			}
+			if v.CompareCert {
+				var cells []string
+				for _, k := range slices.Sorted(maps.Keys(row.CertifiedAccuracy)) {
+					cells = append(cells, k+": "+pct(row.CertifiedAccuracy[k]))
+				}
+				p(" %s |", orDefault(strings.Join(cells, ", "), "–"))
+			}
 			p("\n")
+		}
+		for _, n := range v.CertNotes {
+			p("\n%s\n", mdText(n))
 		}
 	}
 

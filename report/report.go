@@ -107,11 +107,24 @@ type ModelSummary struct {
 	// CertifiedAccuracy, keyed by L2 radius, for randomized-smoothing
 	// models certified in the run.
 	CertifiedAccuracy map[string]float64 `json:"certified_accuracy,omitempty"`
-	Status            string             `json:"status" jsonschema:"enum=complete,enum=partial"`
+	// Certification says how CertifiedAccuracy was measured.
+	Certification *Certification `json:"certification,omitempty"`
+	Status        string         `json:"status" jsonschema:"enum=complete,enum=partial"`
 	// Findings counts its findings by severity.
 	Findings map[string]int `json:"findings,omitempty"`
 	// Report is where its full report was written, relative to this one.
 	Report string `json:"report,omitempty"`
+}
+
+// Certification is a randomized-smoothing certification run (Cohen et al.
+// 2019) behind a comparison's certified accuracy: noise Sigma, the first
+// Examples of the assessed examples, Samples noisy copies each to bound
+// p_A, each certificate wrong with probability at most Alpha.
+type Certification struct {
+	Sigma    float64 `json:"sigma"`
+	Examples int     `json:"examples"`
+	Samples  int     `json:"samples"`
+	Alpha    float64 `json:"alpha"`
 }
 
 // Tool identifies the program that made the report.

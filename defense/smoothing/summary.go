@@ -36,23 +36,31 @@ func Summarize(certs []Certificate, labels []int, radii []float64) (Summary, err
 	if len(certs) == 0 {
 		return s, nil
 	}
+	// Count, then divide once: summing 1/n gives 0.8860000000000007.
 	n := float64(len(certs))
+	abstain, clean := 0, 0
+	certified := make([]int, len(radii))
+	var radiusSum float64
 	for i, c := range certs {
 		if c.Prediction < 0 {
-			s.AbstainRate += 1 / n
+			abstain++
 		}
 		if c.Smoothed == labels[i] {
-			s.CleanAccuracy += 1 / n
+			clean++
 		}
 		if c.Prediction != labels[i] {
 			continue
 		}
-		s.MeanRadius += c.Radius / n
+		radiusSum += c.Radius
 		for j, r := range radii {
 			if c.Radius >= r {
-				s.CertifiedAccuracy[j] += 1 / n
+				certified[j]++
 			}
 		}
+	}
+	s.AbstainRate, s.CleanAccuracy, s.MeanRadius = float64(abstain)/n, float64(clean)/n, radiusSum/n
+	for j, k := range certified {
+		s.CertifiedAccuracy[j] = float64(k) / n
 	}
 	return s, nil
 }

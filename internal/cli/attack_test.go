@@ -253,7 +253,9 @@ func TestAssessCommand(t *testing.T) {
 	}
 	// --compare: a second model assessed on the same examples, side by side.
 	m2 := filepath.Join(dir, "mlp2.safetensors")
-	if code, _, stderr := run(t, "train", "--data", "fashion-mnist", "--arch", "logreg", "--epochs", "1", "--n", "2000", "--out", m2, "-q"); code != 0 {
+	// Trained with noise augmentation, so the comparison certifies it.
+	if code, _, stderr := run(t, "train", "--data", "fashion-mnist", "--arch", "logreg", "--epochs", "1", "--n", "2000",
+		"--defense", "gaussian", "--sigma", "0.25", "--out", m2, "-q"); code != 0 {
 		t.Fatalf("train: %s", stderr)
 	}
 	cmp := filepath.Join(dir, "cmp")
@@ -266,7 +268,13 @@ func TestAssessCommand(t *testing.T) {
 			WorstCase []struct {
 				Eps float64 `json:"eps"`
 			} `json:"worst_case"`
-			Report string `json:"report"`
+			Report            string             `json:"report"`
+			CertifiedAccuracy map[string]float64 `json:"certified_accuracy"`
+			Certification     *struct {
+				Sigma    float64 `json:"sigma"`
+				Examples int     `json:"examples"`
+				Samples  int     `json:"samples"`
+			} `json:"certification"`
 		} `json:"comparison"`
 	}
 	if err := json.Unmarshal(mustReadFile(t, filepath.Join(cmp, "report.json")), &cr); err != nil {
@@ -274,6 +282,17 @@ func TestAssessCommand(t *testing.T) {
 	}
 	if len(cr.Comparison) != 2 || cr.Comparison[1].Label != "mlp2.safetensors" || len(cr.Comparison[1].WorstCase) < 2 {
 		t.Fatalf("comparison: %+v", cr.Comparison)
+	}
+	c0, c1 := cr.Comparison[0], cr.Comparison[1]
+	if c0.CertifiedAccuracy != nil || c0.Certification != nil {
+		t.Errorf("the model without noise augmentation was certified: %+v", c0)
+	}
+	if c := c1.Certification; c == nil || c.Sigma != 0.25 || c.Examples != 40 || c.Samples != 2000 || len(c1.CertifiedAccuracy) != 5 ||
+		!(c1.CertifiedAccuracy["0"] > 0.2) || c1.CertifiedAccuracy["0.5"] > c1.CertifiedAccuracy["0"] {
+		t.Errorf("certification of the noise-augmented model: %+v %+v", c1.Certification, c1.CertifiedAccuracy)
+	}
+	if md := string(mustReadFile(t, filepath.Join(cmp, "report.md"))); !strings.Contains(md, "Certified (L2 radius: accuracy)") || !strings.Contains(md, "σ = 0.25") {
+		t.Error("report.md has no certified accuracy")
 	}
 	if _, err := os.Stat(filepath.Join(cmp, cr.Comparison[1].Report)); err != nil {
 		t.Errorf("the compared model's report: %v", err)
