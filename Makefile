@@ -7,7 +7,7 @@ BIN     := bin/bulwark
 DEMO    := demo
 FUZZTIME ?= 60s
 
-.PHONY: all setup build demo test test-short bench fuzz vet clean
+.PHONY: all setup build demo test test-short bench bench-dp bench-hardening fuzz vet clean
 
 all: build
 
@@ -42,6 +42,17 @@ bench: build
 	bench/compare.sh
 	bench/accuracy.sh
 	bench/attack.sh
+	bench/dp.sh
+
+# DP-SGD's step time against a normal step, bulwark and PyTorch: dp.md.
+bench-dp: build
+	@scripts/setup.sh python3-torch
+	bench/dp.sh
+
+# The hardening figures (adversarial training, DP-SGD accuracy, certified
+# accuracy, a comparison report): hardening.md. About 1.5 hours.
+bench-hardening: build
+	bench/hardening.sh
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
