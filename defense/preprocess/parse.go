@@ -36,3 +36,18 @@ func Parse(spec string, lo, hi float32, seed uint64) (Preprocessor, error) {
 	}
 	return nil, fmt.Errorf("unknown defense %q: want bitdepth:B, median:K or noise:SIGMA", name)
 }
+
+// Spec is p in the form Parse reads ("bitdepth:4", "median:2",
+// "noise:0.25"), or its Describe string for a preprocessor Parse does not
+// know.
+func Spec(p Preprocessor) string {
+	switch q := p.(type) {
+	case *BitDepth:
+		return "bitdepth:" + strconv.Itoa(q.Bits)
+	case *Median:
+		return "median:" + strconv.Itoa(q.K)
+	case *Gaussian:
+		return "noise:" + strconv.FormatFloat(q.Sigma, 'g', -1, 64)
+	}
+	return Describe(p)
+}

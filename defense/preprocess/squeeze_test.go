@@ -131,6 +131,9 @@ func TestParse(t *testing.T) {
 		if got := Describe(p); got != want {
 			t.Errorf("%s: %s, want %s", spec, got, want)
 		}
+		if got := Spec(p); got != spec {
+			t.Errorf("Spec(Parse(%q)) = %q", spec, got)
+		}
 	}
 	for _, bad := range []string{"median", "median:1", "bitdepth:x", "noise:-1", "jpeg:75"} {
 		if _, err := Parse(bad, 0, 1, 0); err == nil {

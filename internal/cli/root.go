@@ -83,6 +83,7 @@ an .npz, a .csv, or a folder of images with one sub-folder per class.`,
 		newAttackCmd(g),
 		newAssessCmd(g),
 		newCertifyCmd(g),
+		newDetectCmd(g),
 		newPrivacyCmd(g),
 	)
 	return root
