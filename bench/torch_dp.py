@@ -15,9 +15,7 @@ Prints one line per measurement: "<arch> <what> <median ms> <repeats>".
 Opacus itself is not packaged in Debian; dp_step_vmap computes the same
 per-example gradients with PyTorch's own vectorisation.
 """
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn as tnn
@@ -27,23 +25,12 @@ except ImportError:  # PyTorch 1.13 (Debian bookworm): functorch is bundled
     from functorch import grad, vmap
     from torch.nn.utils.stateless import functional_call
 
-from torch_bench import cnn, mlp
+from torch_bench import cnn, mlp, timeit
 
 torch.set_num_threads(2)
 torch.manual_seed(1)
 B = 256
 CLIP, SIGMA = 1.0, 1.0
-
-
-def timeit(fn, seconds):
-    fn()  # warm-up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times), len(times)
 
 
 def main():

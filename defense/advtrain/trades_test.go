@@ -110,14 +110,7 @@ func TestTRADESGradient(t *testing.T) {
 		}
 		for _, i := range g.Trainable() {
 			p := g.Params[i]
-			dir := testutil.RandVec(rng, p.Size(), -1, 1)
-			var norm float64
-			for _, v := range dir {
-				norm += float64(v) * float64(v)
-			}
-			for j := range dir {
-				dir[j] /= float32(math.Sqrt(norm))
-			}
+			dir := testutil.UnitVec(rng, p.Size())
 			const h = 3e-4
 			at := func(sign float64) float64 {
 				g2 := g.Clone()
@@ -131,10 +124,7 @@ func TestTRADESGradient(t *testing.T) {
 				return tradesLoss(t, m, x, adv, y, beta)
 			}
 			fd := (at(1) - at(-1)) / (2 * h)
-			var an float64
-			for j, v := range tr.grads[p.Name] {
-				an += float64(v) * float64(dir[j])
-			}
+			an := testutil.Dot(tr.grads[p.Name], dir)
 			if math.Abs(fd-an) > 3e-3*max(1, math.Abs(fd)) {
 				t.Errorf("%s: %s: directional derivative %g, finite differences %g", kind, p.Name, an, fd)
 			}

@@ -132,20 +132,7 @@ func TestInputGradientSeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, z, err := net.InputGradient(x, n, func(i int, logits, dz []float32) {
-			mx := logits[0]
-			for _, v := range logits {
-				mx = max(mx, v)
-			}
-			var s float64
-			for _, v := range logits {
-				s += math.Exp(float64(v - mx))
-			}
-			for k, v := range logits {
-				dz[k] = float32(math.Exp(float64(v-mx)) / s)
-			}
-			dz[y[i]]--
-		})
+		got, z, err := net.InputGradient(x, n, ceSeed(y))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,20 +191,7 @@ func TestSeededParamGradients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, z, err := sp.SeededParamGradients(x, n, func(i int, logits, dz []float32) {
-			mx := logits[0]
-			for _, v := range logits {
-				mx = max(mx, v)
-			}
-			var s float64
-			for _, v := range logits {
-				s += math.Exp(float64(v - mx))
-			}
-			for c, v := range logits {
-				dz[c] = float32(math.Exp(float64(v-mx)) / s)
-			}
-			dz[y[i]]--
-		})
+		got, z, err := sp.SeededParamGradients(x, n, ceSeed(y))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,16 +224,7 @@ func TestSeededParamGradients(t *testing.T) {
 		}
 		for _, i := range g.Trainable() {
 			p := g.Params[i]
-			// A unit direction and a small step, so that no ReLU changes
-			// side between the two evaluations.
-			dir := testutil.RandVec(rng, p.Size(), -1, 1)
-			var norm float64
-			for _, v := range dir {
-				norm += float64(v) * float64(v)
-			}
-			for j := range dir {
-				dir[j] /= float32(math.Sqrt(norm))
-			}
+			dir := testutil.UnitVec(rng, p.Size())
 			const h = 1e-3
 			at := func(sign float64) float64 {
 				g2 := g.Clone()
@@ -269,13 +234,29 @@ func TestSeededParamGradients(t *testing.T) {
 				return objective(g2)
 			}
 			fd := (at(1) - at(-1)) / (2 * h)
-			var an float64
-			for j, v := range gw[p.Name] {
-				an += float64(v) * float64(dir[j])
-			}
+			an := testutil.Dot(gw[p.Name], dir)
 			if math.Abs(fd-an) > 3e-3*max(1, math.Abs(fd)) {
 				t.Errorf("%s: %s: directional derivative %g, finite differences %g", kind, p.Name, an, fd)
 			}
 		}
+	}
+}
+
+// ceSeed seeds a logit-weighted gradient with softmax − onehot(y_i): the
+// gradient of the summed cross-entropy.
+func ceSeed(y []int) func(i int, logits, dz []float32) {
+	return func(i int, logits, dz []float32) {
+		mx := logits[0]
+		for _, v := range logits {
+			mx = max(mx, v)
+		}
+		var s float64
+		for _, v := range logits {
+			s += math.Exp(float64(v - mx))
+		}
+		for c, v := range logits {
+			dz[c] = float32(math.Exp(float64(v-mx)) / s)
+		}
+		dz[y[i]]--
 	}
 }

@@ -261,45 +261,13 @@ func (m *Model) ParamGradients(x []float32, labels []int, n int) (map[string][]f
 	if err := m.checkBatch(x, n); err != nil {
 		return nil, err
 	}
-	g := m.graph
-	train := g.Trainable()
-	// Compiled once per model and cached per batch shape, like the other
-	// executables: audits call this in loops.
-	m.gradOnce.Do(func() {
-		be, err := getBackend()
-		if err != nil {
-			m.gradErr = err
-			return
-		}
-		np := len(g.Params)
-		m.gradExec, m.gradErr = NewExec(be, func(in []*Node) []*Node {
-			params := in[2 : 2+np]
-			logits := newBuilder(g, inference).forward(in[0], params)
-			wrt := make([]*Node, len(train))
-			for j, i := range train {
-				wrt[j] = params[i]
-			}
-			return Gradient(ReduceAllSum(crossEntropy(logits, in[1])), wrt...)
-		})
+	e, err := m.paramGradExec(&m.gradOnce, &m.gradExec, &m.gradErr, func(logits, labels *Node) *Node {
+		return ReduceAllSum(crossEntropy(logits, labels))
 	})
-	if m.gradErr != nil {
-		return nil, m.gradErr
-	}
-	e := m.gradExec
-	args := append([]any{tensors.FromFlatDataAndDimensions(x, inputShape(g, n).Dimensions...), labelTensor(labels)}, m.paramArgs()...)
-	res, err := e.Exec(args...)
 	if err != nil {
-		return nil, cleanError(err)
+		return nil, err
 	}
-	defer finalize(res)
-	out := map[string][]float32{}
-	var errs []error
-	for j, i := range train {
-		d, err := tensors.CopyFlatData[float32](res[j])
-		errs = append(errs, err)
-		out[g.Params[i].Name] = d
-	}
-	return out, errors.Join(errs...)
+	return m.runParamGrad(e, x, n, labelTensor(labels))
 }
 
 // SeededParamGradients returns the gradient of Σ_i Σ_k dz[i,k]·logits[i,k]
@@ -317,41 +285,59 @@ func (m *Model) SeededParamGradients(x []float32, n int, seed func(i int, logits
 	for i := 0; i < n; i++ {
 		seed(i, logits[i*k:(i+1)*k], w[i*k:(i+1)*k])
 	}
+	e, err := m.paramGradExec(&m.seedParamOnce, &m.seedParamExec, &m.seedParamErr, func(logits, w *Node) *Node {
+		return ReduceAllSum(Mul(logits, w))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := m.runParamGrad(e, x, n, tensors.FromFlatDataAndDimensions(w, n, k))
+	return out, logits, err
+}
+
+// paramGradExec compiles, once per model (and caches per batch shape, like
+// the other executables: audits call these in loops), the executable that
+// takes (x, aux, params...) and returns the gradient of loss(logits, aux)
+// with respect to every trainable parameter.
+func (m *Model) paramGradExec(once *sync.Once, exec **Exec, errp *error, loss func(logits, aux *Node) *Node) (*Exec, error) {
 	g := m.graph
 	train := g.Trainable()
-	m.seedParamOnce.Do(func() {
+	once.Do(func() {
 		be, err := getBackend()
 		if err != nil {
-			m.seedParamErr = err
+			*errp = err
 			return
 		}
 		np := len(g.Params)
-		m.seedParamExec, m.seedParamErr = NewExec(be, func(in []*Node) []*Node {
+		*exec, *errp = NewExec(be, func(in []*Node) []*Node {
 			params := in[2 : 2+np]
 			logits := newBuilder(g, inference).forward(in[0], params)
 			wrt := make([]*Node, len(train))
 			for j, i := range train {
 				wrt[j] = params[i]
 			}
-			return Gradient(ReduceAllSum(Mul(logits, in[1])), wrt...)
+			return Gradient(loss(logits, in[1]), wrt...)
 		})
 	})
-	if m.seedParamErr != nil {
-		return nil, nil, m.seedParamErr
-	}
-	args := append([]any{tensors.FromFlatDataAndDimensions(x, inputShape(g, n).Dimensions...),
-		tensors.FromFlatDataAndDimensions(w, n, k)}, m.paramArgs()...)
-	res, err := m.seedParamExec.Exec(args...)
+	return *exec, *errp
+}
+
+// runParamGrad runs a paramGradExec executable on n examples and returns
+// the gradients by parameter name.
+func (m *Model) runParamGrad(e *Exec, x []float32, n int, aux *tensors.Tensor) (map[string][]float32, error) {
+	g := m.graph
+	args := append([]any{tensors.FromFlatDataAndDimensions(x, inputShape(g, n).Dimensions...), aux}, m.paramArgs()...)
+	res, err := e.Exec(args...)
 	if err != nil {
-		return nil, nil, cleanError(err)
+		return nil, cleanError(err)
 	}
 	defer finalize(res)
 	out := map[string][]float32{}
 	var errs []error
-	for j, i := range train {
+	for j, i := range g.Trainable() {
 		d, err := tensors.CopyFlatData[float32](res[j])
 		errs = append(errs, err)
 		out[g.Params[i].Name] = d
 	}
-	return out, logits, errors.Join(errs...)
+	return out, errors.Join(errs...)
 }

@@ -41,3 +41,28 @@ func RandVec(rng *rand.Rand, n int, lo, hi float64) []float32 {
 	}
 	return v
 }
+
+// UnitVec returns a random direction of n values with L2 norm 1, for
+// directional finite-difference checks: a unit step of size h moves the
+// point by exactly h, so h can be chosen small enough that no ReLU changes
+// side between the two evaluations.
+func UnitVec(rng *rand.Rand, n int) []float32 {
+	v := RandVec(rng, n, -1, 1)
+	var norm float64
+	for _, x := range v {
+		norm += float64(x) * float64(x)
+	}
+	for i := range v {
+		v[i] /= float32(math.Sqrt(norm))
+	}
+	return v
+}
+
+// Dot is Σ a_i·b_i in float64.
+func Dot(a, b []float32) float64 {
+	var s float64
+	for i, x := range a {
+		s += float64(x) * float64(b[i])
+	}
+	return s
+}

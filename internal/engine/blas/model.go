@@ -318,15 +318,7 @@ func (m *Model) ParamGradients(x []float32, labels []int, n int) (map[string][]f
 		return m.exec(kindParamGrad, x, lo, hi, func(r *run) error {
 			crossEntropy(r.data(r.p.output), labels[lo:hi], 1, losses[lo:hi], seed(r))
 			r.p.backward(r)
-			for _, i := range m.graph.Trainable() {
-				g := paramGrad(r, i)
-				name := m.graph.Params[i].Name
-				if sum, ok := out[name]; ok {
-					addTo(sum, g)
-				} else {
-					out[name] = slices.Clone(g)
-				}
-			}
+			m.addParamGrads(out, r)
 			return nil
 		})
 	})
@@ -364,15 +356,7 @@ func (m *Model) SeededParamGradients(x []float32, n int, seedFn func(i int, logi
 				seedFn(i, z[j*k:(j+1)*k], dz[j*k:(j+1)*k])
 			}
 			r.p.backward(r)
-			for _, i := range m.graph.Trainable() {
-				g := paramGrad(r, i)
-				name := m.graph.Params[i].Name
-				if sum, ok := out[name]; ok {
-					addTo(sum, g)
-				} else {
-					out[name] = slices.Clone(g)
-				}
-			}
+			m.addParamGrads(out, r)
 			return nil
 		})
 	})
@@ -385,6 +369,20 @@ func (m *Model) SeededParamGradients(x []float32, n int, seedFn func(i int, logi
 		}
 	}
 	return out, logits, nil
+}
+
+// addParamGrads adds the trainable parameters' gradients of the run r to
+// out (by name), cloning them on first sight: chunks of a batch add up.
+func (m *Model) addParamGrads(out map[string][]float32, r *run) {
+	for _, i := range m.graph.Trainable() {
+		g := paramGrad(r, i)
+		name := m.graph.Params[i].Name
+		if sum, ok := out[name]; ok {
+			addTo(sum, g)
+		} else {
+			out[name] = slices.Clone(g)
+		}
+	}
 }
 
 // crossEntropy computes, for logits z [n, K] and labels, each example's
