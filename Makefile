@@ -7,7 +7,7 @@ BIN     := bin/bulwark
 DEMO    := demo
 FUZZTIME ?= 60s
 
-.PHONY: all setup build demo test test-short bench bench-dp bench-hardening fuzz vet clean
+.PHONY: all setup build demo test test-short bench bench-dp bench-hardening bench-llm llm-model fuzz vet clean
 
 all: build
 
@@ -37,22 +37,36 @@ test-short:
 
 # Speed against PyTorch on this machine and accuracy with the default
 # training settings; writes bench/results/engine.md and accuracy.md.
-bench: build
+bench:
 	@scripts/setup.sh python3-torch python3-onnx libopenblas0-pthread
+	$(GO) build -o $(BIN) ./cmd/bulwark
 	bench/compare.sh
 	bench/accuracy.sh
 	bench/attack.sh
 	bench/dp.sh
+	bench/llm.sh
+
+# The prompt classifier's detection, evasion and latency figures: llm.md.
+bench-llm: build
+	bench/llm.sh
 
 # DP-SGD's step time against a normal step, bulwark and PyTorch: dp.md.
-bench-dp: build
+bench-dp:
 	@scripts/setup.sh python3-torch
+	$(GO) build -o $(BIN) ./cmd/bulwark
 	bench/dp.sh
 
 # The hardening figures (adversarial training, DP-SGD accuracy, certified
 # accuracy, a comparison report): hardening.md. About 1.5 hours.
-bench-hardening: build
+bench-hardening: setup build
 	bench/hardening.sh
+
+# Rebuilds the prompt classifier built into the binary from the training
+# parts of shared/data/llm and of our own benign prompts in llm/data (the
+# held-out parts stay out).
+LLM_DATA ?= ../shared/data/llm
+llm-model: build
+	$(BIN) llm train --data $(LLM_DATA),llm/data --out llm/classifier/default.model
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

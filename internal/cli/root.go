@@ -85,6 +85,7 @@ an .npz, a .csv, or a folder of images with one sub-folder per class.`,
 		newCertifyCmd(g),
 		newDetectCmd(g),
 		newPrivacyCmd(g),
+		newLLMCmd(),
 	)
 	return root
 }

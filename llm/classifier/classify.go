@@ -1,0 +1,173 @@
+// Package classifier tells prompt injections and jailbreaks from benign
+// prompts and documents, in microseconds and with no external model.
+//
+// A text is normalised first (package textnorm: invisible characters,
+// smuggled tag text, homoglyphs, full-width letters, leetspeak, base64, hex
+// and rot13 are undone), and every resulting segment is read by two
+// judges: a logistic regression over hashed character and word n-grams
+// (trained in Go by Train; the default model is embedded in the binary),
+// and a handful of rules that name techniques outright. The score is the
+// highest attack probability any judge gives any segment; the label is
+// the attack label of that judge when the score reaches the model's
+// threshold, and benign otherwise.
+package classifier
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/bulwark-sec/bulwark/llm/corpus"
+	"github.com/bulwark-sec/bulwark/llm/textnorm"
+)
+
+// Classifier classifies texts; safe for concurrent use.
+type Classifier struct {
+	m    *Model
+	pool sync.Pool
+}
+
+// New returns a classifier using m.
+func New(m *Model) *Classifier {
+	return &Classifier{m: m, pool: sync.Pool{New: func() any { return new(extractor) }}}
+}
+
+// Model returns the classifier's model.
+func (c *Classifier) Model() *Model { return c.m }
+
+// Result is the verdict on one text.
+type Result struct {
+	Label   string  `json:"label"` // benign, injection or jailbreak
+	Context string  `json:"context"`
+	Score   float64 `json:"score"` // attack probability in [0, 1]
+	// Scores are the model's class probabilities on the segment that set
+	// Score (or on the text, when a rule set it).
+	Scores  map[string]float64 `json:"scores"`
+	Reasons []string           `json:"reasons"`
+	Rules   []string           `json:"rules,omitempty"`
+	// Normalization reports what textnorm undid.
+	Normalization textnorm.Result `json:"normalization"`
+}
+
+// segmentNames label the segments of a textnorm.Result in reasons.
+func segmentNames(r *textnorm.Result) []string {
+	n := []string{"text"}
+	if r.Folded != "" {
+		n = append(n, "text with leetspeak folded")
+	}
+	if r.Hidden != "" {
+		n = append(n, "text hidden in tag characters")
+	}
+	for _, d := range r.Decoded {
+		n = append(n, "decoded "+d.Encoding)
+	}
+	return n
+}
+
+// Classify classifies a text typed by the user (the Prompt context).
+func (c *Classifier) Classify(text string) Result { return c.ClassifyAs(text, Prompt) }
+
+// ClassifyAs classifies a text from the given context, with that
+// context's head.
+func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
+	e := c.pool.Get().(*extractor)
+	defer c.pool.Put(e)
+	nr := textnorm.Normalize(text)
+	segs, names := nr.Segments(), segmentNames(&nr)
+
+	type piece struct {
+		v   vector
+		seg int
+	}
+	var pieces []piece
+	seen := map[string]bool{}
+	for i, s := range segs {
+		for _, w := range chunks(s) {
+			// The leetspeak folding and decodings repeat most chunks of
+			// a long text unchanged; each is read once.
+			if seen[w] {
+				continue
+			}
+			seen[w] = true
+			// A chunk with no features (only encoded runs that
+			// normalisation took out) is no evidence either way.
+			if v := e.features(w); len(v.idx) > 0 {
+				pieces = append(pieces, piece{v, i})
+			}
+		}
+	}
+	heads := []*Head{c.m.Head(ctx)}
+	headNames := []string{ctx.String()}
+	// The verdict is the flagged head with the highest score, or, if none
+	// is flagged, the head with the highest score (one head today; the
+	// loop keeps room for a second judge).
+	best, bestP, bestSeg, bestHead, flagged := 0.0, [nLabels]float64{1, 0, 0}, "text", 0, false
+	for k, h := range heads {
+		score, p, seg := 0.0, [nLabels]float64{1, 0, 0}, 0
+		for _, pc := range pieces {
+			q := h.probs(pc.v)
+			if a := 1 - q[0]; a > score {
+				score, p, seg = a, q, pc.seg
+			}
+		}
+		f := score >= h.Threshold
+		if (f && !flagged) || (f == flagged && score > best) {
+			best, bestP, bestSeg, bestHead, flagged = score, p, names[seg], k, f
+		}
+	}
+	res := Result{Score: best, Context: ctx.String(), Normalization: nr, Reasons: []string{}}
+	res.Scores = map[string]float64{corpus.Benign: bestP[0], corpus.Injection: bestP[1], corpus.Jailbreak: bestP[2]}
+	label := corpus.Injection
+	if bestP[2] > bestP[1] {
+		label = corpus.Jailbreak
+	}
+	if flagged {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("model (%s head): attack probability %.3f on the %s", headNames[bestHead], best, bestSeg))
+	}
+
+	var fired []rule
+	if nr.Hidden != "" {
+		fired = append(fired, hiddenRule)
+	}
+	for i, s := range segs {
+		ls := lower(s)
+		for _, r := range rules {
+			if !hasRule(fired, r.ID) && r.match(ls) {
+				r.Reason += " (in the " + names[i] + ")"
+				fired = append(fired, r)
+			}
+		}
+	}
+	// A rule flags the text whatever the model says.
+	for _, r := range fired {
+		res.Rules = append(res.Rules, r.ID)
+		res.Reasons = append(res.Reasons, "rule "+r.ID+": "+r.Reason)
+		if !flagged || r.Score > res.Score {
+			res.Score, label = max(res.Score, r.Score), r.Label
+		}
+		flagged = true
+	}
+
+	if nr.Invisible > 0 {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d invisible characters removed", nr.Invisible))
+	}
+	if nr.Homoglyphs > 0 {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d look-alike letters folded to Latin", nr.Homoglyphs))
+	}
+	if nr.InvalidUTF > 0 {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d bytes of invalid UTF-8 replaced", nr.InvalidUTF))
+	}
+	res.Label = corpus.Benign
+	if flagged {
+		res.Label = label
+	}
+	return res
+}
+
+func hasRule(rs []rule, id string) bool {
+	for _, r := range rs {
+		if r.ID == id {
+			return true
+		}
+	}
+	return false
+}
