@@ -2,7 +2,10 @@
 # The prompt classifier's figures (LLM issue): detection on the held-out part
 # of shared/data/llm (never trained on; see llm/corpus.Split), recall after
 # each evasion transform, latency per text (p50/p99, one core), and the false
-# positives on the held-out part of our own benign prompts (llm/data).
+# positives on the held-out part of our own benign prompts (llm/data), and
+# the latency the guard proxy adds to a chat request (go test -bench
+# Overhead ./llm/guard: the same request straight to a scripted upstream and
+# through the guard, on loopback; median of 5).
 # Writes bench/results/llm.md and prints it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,9 +21,17 @@ cmd2="$b llm eval --data llm/data --split heldout --json"
 # Latency: the median over five runs of each run's p50 and p99.
 for i in 1 2 3 4 5; do $cmd1 > "$out/tmp/llm-heldout-$i.json"; done
 $cmd2 > "$out/tmp/llm-own.json"
-/usr/bin/python3 - "$out" "$cmd1" "$cmd2" <<'PY'
-import json, statistics, subprocess, sys
-out, cmd1, cmd2 = sys.argv[1:4]
+cmd3="go test ./llm/guard -run ^\$ -bench Overhead -benchtime 2s -count 5"
+$cmd3 > "$out/tmp/llm-guard.txt"
+/usr/bin/python3 - "$out" "$cmd1" "$cmd2" "$cmd3" <<'PY'
+import json, re, statistics, subprocess, sys
+out, cmd1, cmd2, cmd3 = sys.argv[1:5]
+bench = {}
+for line in open(f"{out}/tmp/llm-guard.txt"):
+    m = re.match(r"BenchmarkOverhead/(\w+)-\d+\s+\d+\s+([\d.]+) ns/op", line)
+    if m:
+        bench.setdefault(m[1], []).append(float(m[2]) / 1e3)
+direct, guarded = statistics.median(bench["direct"]), statistics.median(bench["guard"])
 runs = [json.load(open(f"{out}/tmp/llm-heldout-{i}.json")) for i in range(1, 6)]
 h, own = runs[0], json.load(open(f"{out}/tmp/llm-own.json"))
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
@@ -40,9 +51,10 @@ L = [f"Machine: {cpu}. Built-in model (thresholds: prompt {h['thresholds']['prom
      f"| balanced accuracy ((recall + 1 − FPR) / 2, as PINT) | {pct(h['balanced_accuracy'])} |",
      f"| latency per text, p50 / p99 (median of 5 runs) | {p50:.0f} µs / {p99:.0f} µs |",
      f"| false-positive rate, held-out part of our own benign prompts (llm/data) | {pct(own['fpr'])} ({own['false_positives']} of {own['benign']}) |",
+     f"| guard proxy: a ~600-character chat request, direct / through the guard / added (median of 5) | {direct:.0f} µs / {guarded:.0f} µs / {guarded - direct:.0f} µs |",
      "", "Recall on the held-out attacks after each evasion transform (applied to the whole attack text):", "",
      "| transform | recall |", "|---|---|"] + [f"| {t['transform']} | {pct(t['recall'])} |" for t in h["transforms"]]
-L += ["", "Commands:", "", "```", cmd1, cmd2, "```"]
+L += ["", "Commands:", "", "```", cmd1, cmd2, cmd3, "```"]
 open(f"{out}/llm.md", "w").write("\n".join(L) + "\n")
 print("\n".join(L))
 PY

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"maps"
+	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"github.com/bulwark-sec/bulwark/llm/classifier"
 	"github.com/bulwark-sec/bulwark/llm/corpus"
 	"github.com/bulwark-sec/bulwark/llm/evasion"
+	"github.com/bulwark-sec/bulwark/llm/guard"
 )
 
 func newLLMCmd() *cobra.Command {
@@ -31,9 +35,11 @@ hex and rot13), then a logistic regression over character and word n-grams,
 read in chunks of about 200 characters so that a sentence planted in a long
 document stands out, and a few rules that name techniques outright give
 their verdicts, and the most confident one wins. The default model is built
-into the binary; train builds another from labelled data, eval measures one.`,
+into the binary; train builds another from labelled data, eval measures one.
+guard puts the classifier and scanners for secrets, personal data and
+leaks in front of an OpenAI-compatible API.`,
 	}
-	c.AddCommand(newLLMClassifyCmd(), newLLMTrainCmd(), newLLMEvalCmd())
+	c.AddCommand(newLLMClassifyCmd(), newLLMTrainCmd(), newLLMEvalCmd(), newLLMGuardCmd())
 	return c
 }
 
@@ -380,4 +386,98 @@ func fmtMap(m map[string]float64) string {
 		parts = append(parts, fmt.Sprintf("%s %.3f", k, m[k]))
 	}
 	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func newLLMGuardCmd() *cobra.Command {
+	var upstream, addr, policyPath, keyEnv, logPath string
+	var timeout time.Duration
+	c := &cobra.Command{
+		Use:   "guard",
+		Short: "Screening proxy in front of an OpenAI-compatible chat API",
+		Long: `guard serves POST /v1/chat/completions (streaming included) and GET
+/v1/models in front of an OpenAI-compatible upstream (vLLM, llama.cpp
+server, Ollama, a hosted API). Each request's messages are scanned before
+they go upstream, and each answer before it comes back:
+
+  input:  injection (the classifier of llm classify: user messages as
+          prompts, tool results as documents), invisible_text, secrets
+          (API keys, tokens, private keys), pii (card numbers passing the
+          Luhn check, IBANs passing mod 97, email addresses), max_tokens
+  output: canary (strings planted in the system prompt), system_prompt_leak
+          (eight or more consecutive words of it), secrets, pii
+
+and each scanner's action is block, redact, flag or off (--policy, YAML;
+without one: block injections, secrets in prompts, canaries and leaks;
+redact invisible text and secrets in answers; flag personal data). A blocked
+request gets HTTP 400 with an OpenAI-style error naming the findings; a
+blocked answer is withheld with finish_reason "content_filter"; flags go in
+the X-Bulwark-Flags header. Streamed answers are scanned as they grow, with
+the last 256 bytes held back so that nothing is passed on before it is
+scanned whole.
+
+The client's Authorization header is passed upstream, or replaced by the
+key in the environment variable --upstream-key-env. The log (--log, JSON
+lines) records each decision and what was found, never message content.`,
+		Example: `  bulwark llm guard --upstream http://127.0.0.1:8000/v1 --addr 127.0.0.1:8600
+  bulwark llm guard --upstream https://api.openai.com/v1 --upstream-key-env OPENAI_API_KEY --policy llm-policy.yaml --log guard.log`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			bad := func(err error) error { return &ExitError{Code: ExitInput, Err: err} }
+			p := guard.DefaultPolicy()
+			if policyPath != "" {
+				var err error
+				if p, err = guard.LoadPolicy(policyPath); err != nil {
+					return bad(err)
+				}
+			}
+			key := ""
+			if keyEnv != "" {
+				if key = os.Getenv(keyEnv); key == "" {
+					return bad(fmt.Errorf("--upstream-key-env %s: the variable is empty or unset", keyEnv))
+				}
+			}
+			cl, err := classifier.Default()
+			if err != nil {
+				return err
+			}
+			var logw io.Writer
+			if logPath != "" {
+				f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					return bad(err)
+				}
+				defer f.Close()
+				logw = f
+			}
+			g, err := guard.New(guard.Options{Upstream: upstream, Policy: p, Classifier: cl, UpstreamKey: key, Timeout: timeout, Log: logw})
+			if err != nil {
+				return bad(err)
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return bad(fmt.Errorf("--addr %s: %w", addr, err))
+			}
+			srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+			fmt.Fprintf(c.ErrOrStderr(), "bulwark llm guard: listening on http://%s/v1, upstream %s\n", ln.Addr(), upstream)
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve(ln) }()
+			select {
+			case err := <-errc:
+				return err
+			case <-c.Context().Done():
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				return srv.Shutdown(ctx)
+			}
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&upstream, "upstream", "", "base URL of the upstream API, e.g. http://127.0.0.1:8000/v1")
+	f.StringVar(&addr, "addr", "127.0.0.1:8600", "address to listen on")
+	f.StringVar(&policyPath, "policy", "", "YAML policy: an action per scanner, canaries, max_tokens")
+	f.StringVar(&keyEnv, "upstream-key-env", "", "environment variable holding the upstream API key")
+	f.StringVar(&logPath, "log", "", "append one JSON line per request to this file")
+	f.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit per upstream request")
+	c.MarkFlagRequired("upstream")
+	return c
 }

@@ -15,6 +15,7 @@ package classifier
 import (
 	"fmt"
 	"sync"
+	"unicode"
 
 	"github.com/bulwark-sec/bulwark/llm/corpus"
 	"github.com/bulwark-sec/bulwark/llm/textnorm"
@@ -80,7 +81,11 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 	}
 	var pieces []piece
 	seen := map[string]bool{}
-	for i, s := range segs {
+	modelSegs := segs
+	if !enoughText(segs) {
+		modelSegs = nil // rules only: see MinModelRunes
+	}
+	for i, s := range modelSegs {
 		for _, w := range chunks(s) {
 			// The leetspeak folding and decodings repeat most chunks of
 			// a long text unchanged; each is read once.
@@ -161,6 +166,29 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 		res.Label = label
 	}
 	return res
+}
+
+// MinModelRunes is the fewest letters and digits a text needs for the
+// model's verdict to count. On "hi" or "thanks" it has a handful of
+// n-grams to go on, and the data's attacks (jailbreaks opening "Hi
+// ChatGPT") outweigh its benign prompts (templated questions) on them: it
+// flagged such greetings. Shorter texts are judged by the rules alone;
+// an attack needs more words than this to say anything the rules miss.
+const MinModelRunes = 16
+
+func enoughText(segs []string) bool {
+	n := 0
+	for _, s := range segs {
+		for _, r := range s {
+			if unicode.IsLetter(r) || unicode.IsDigit(r) {
+				n++
+				if n >= MinModelRunes {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 func hasRule(rs []rule, id string) bool {

@@ -21,6 +21,10 @@ import (
 // Dim is the number of feature buckets.
 const Dim = 1 << 18
 
+// minEvidence is the squared length below which a feature vector is not
+// scaled up to unit length (see features).
+const minEvidence = 64
+
 // WindowRunes bounds what one feature vector reads.
 const WindowRunes = 8192
 
@@ -136,7 +140,12 @@ func (e *extractor) features(s string) vector {
 		norm += w * w
 	}
 	if norm > 0 {
-		inv := float32(1 / math.Sqrt(norm))
+		// Unit length, except that a text of few features keeps a shorter
+		// vector: "hi" has four, and scaled to unit length they decide
+		// alone, with the weight "hi" has from the jailbreaks that open
+		// with "Hi ChatGPT". Below minEvidence the vector shrinks with
+		// the square root of its size and the score tends to the bias.
+		inv := float32(1 / math.Sqrt(max(norm, minEvidence)))
 		for i := range v.val {
 			v.val[i] *= inv
 		}

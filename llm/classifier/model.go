@@ -150,7 +150,7 @@ type headHeader struct {
 }
 
 // features names the feature scheme; a model made for another is refused.
-const featureScheme = "fnv1a char3-5 word1-2 signed log-tf l2, chunks 200"
+const featureScheme = "fnv1a char3-5 word1-2 signed log-tf l2 (min 64), chunks 200"
 
 // Marshal writes the model in the file format.
 func (m *Model) Marshal() ([]byte, error) {

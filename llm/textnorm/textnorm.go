@@ -180,6 +180,10 @@ func (r *Result) clean(s string) string {
 	return t
 }
 
+// Invisible reports characters that render as nothing: the format and
+// control characters Normalize removes, tag characters included.
+func Invisible(c rune) bool { return invisible(c) }
+
 // invisible reports characters that render as nothing. Line breaks and tabs
 // are kept; they carry structure.
 func invisible(c rune) bool {
