@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/bulwark-sec/bulwark/llm/corpus"
 	"github.com/bulwark-sec/bulwark/llm/evasion"
 	"github.com/bulwark-sec/bulwark/llm/guard"
+	"github.com/bulwark-sec/bulwark/llm/redteam"
 )
 
 func newLLMCmd() *cobra.Command {
@@ -37,9 +39,10 @@ document stands out, and a few rules that name techniques outright give
 their verdicts, and the most confident one wins. The default model is built
 into the binary; train builds another from labelled data, eval measures one.
 guard puts the classifier and scanners for secrets, personal data and
-leaks in front of an OpenAI-compatible API.`,
+leaks in front of an OpenAI-compatible API; scan probes such an API with
+attacks and reports which got through.`,
 	}
-	c.AddCommand(newLLMClassifyCmd(), newLLMTrainCmd(), newLLMEvalCmd(), newLLMGuardCmd())
+	c.AddCommand(newLLMClassifyCmd(), newLLMTrainCmd(), newLLMEvalCmd(), newLLMGuardCmd(), newLLMScanCmd())
 	return c
 }
 
@@ -479,5 +482,106 @@ lines) records each decision and what was found, never message content.`,
 	f.StringVar(&logPath, "log", "", "append one JSON line per request to this file")
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "time limit per upstream request")
 	c.MarkFlagRequired("upstream")
+	return c
+}
+
+func newLLMScanCmd() *cobra.Command {
+	var o redteam.TargetOptions
+	var probes, out, keyEnv string
+	var conc int
+	var seed uint64
+	var asJSON, list bool
+	c := &cobra.Command{
+		Use:   "scan",
+		Short: "Probe an OpenAI-compatible chat endpoint for prompt injection, jailbreaks and leaks",
+		Long: `scan sends families of attack prompts (probes) to a chat-completions
+endpoint and reports, per probe, the attack success rate with a 95%
+bootstrap interval. Each attempt has a goal a detector checks exactly: the
+answer repeats a fresh random marker it was told not to (direct and indirect
+injection, jailbreak personas, encodings), or gives away a canary planted in
+the system prompt (extraction, multi-turn escalation, credential leaks).
+Refusals are recorded, and so are attempts a guard blocked (HTTP 400 or
+finish_reason content_filter).
+
+--out writes report.html, report.json, report.sarif and attempts.jsonl
+(every prompt and answer). Nothing is sent anywhere but --target; the API
+key is read from the environment variable --api-key-env. Exit code 1 when
+any attack succeeded, 0 when none did.`,
+		Example: `  bulwark llm scan --target http://127.0.0.1:8000/v1 --model my-model --probes default --out llm-report/
+  bulwark llm scan --target https://api.openai.com/v1 --model gpt-4o-mini --api-key-env OPENAI_API_KEY --max-requests 200 --out r/
+  bulwark llm scan --list`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			bad := func(err error) error { return &ExitError{Code: ExitInput, Err: err} }
+			if list {
+				ps, _ := redteam.Probes("all")
+				for _, p := range ps {
+					fmt.Fprintf(c.OutOrStdout(), "%-26s %-28s %s\n", p.Name, strings.Join(p.ATLAS, ","), p.Description)
+				}
+				return nil
+			}
+			if o.URL == "" || o.Model == "" {
+				return bad(fmt.Errorf("--target and --model are required"))
+			}
+			if keyEnv != "" {
+				if o.APIKey = os.Getenv(keyEnv); o.APIKey == "" {
+					return bad(fmt.Errorf("--api-key-env %s: the variable is empty or unset", keyEnv))
+				}
+			}
+			ps, err := redteam.Probes(probes)
+			if err != nil {
+				return bad(fmt.Errorf("--probes: %w", err))
+			}
+			t, err := redteam.NewTarget(o)
+			if err != nil {
+				return bad(err)
+			}
+			rep := redteam.Run(c.Context(), t, ps, redteam.Options{Concurrency: conc, Seed: seed})
+			if out != "" {
+				if err := rep.Write(out); err != nil {
+					return err
+				}
+			}
+			w := c.OutOrStdout()
+			if asJSON {
+				if err := printJSON(w, rep); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(w, "%-26s %8s %12s %13s %8s %8s %7s\n", "probe", "attempts", "success", "95% CI", "blocked", "refused", "errors")
+				for _, p := range append(rep.Probes, rep.Overall) {
+					fmt.Fprintf(w, "%-26s %8d %5.0f%% (%2d) %5.0f%%–%4.0f%% %8d %8d %7d\n", p.Probe, p.Attempts, 100*p.SuccessRate, p.Successes,
+						100*p.CI95[0], 100*p.CI95[1], p.Blocked, p.Refusals, p.Errors)
+				}
+				fmt.Fprintf(w, "%d requests; status %s", rep.Requests, rep.Status)
+				if rep.Reason != "" {
+					fmt.Fprintf(w, " (%s)", rep.Reason)
+				}
+				fmt.Fprintln(w)
+				if out != "" {
+					fmt.Fprintf(w, "report: %s\n", filepath.Join(out, "report.html"))
+				}
+			}
+			if rep.Overall.Successes > 0 {
+				return &ExitError{Code: ExitPolicy, Err: fmt.Errorf("%d of %d attacks succeeded", rep.Overall.Successes, rep.Overall.Attempts)}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.URL, "target", "", "base URL of the chat API, e.g. http://127.0.0.1:8000/v1")
+	f.StringVar(&o.Model, "model", "", "model name to send")
+	f.StringVar(&probes, "probes", "default", "default, all, or comma-separated probe names (--list)")
+	f.StringVar(&out, "out", "", "folder for report.html, report.json, report.sarif and attempts.jsonl")
+	f.StringVar(&keyEnv, "api-key-env", "", "environment variable holding the API key")
+	f.IntVar(&conc, "concurrency", 4, "attempts in flight")
+	f.Float64Var(&o.RPS, "rps", 0, "requests per second at most (0: no limit)")
+	f.IntVar(&o.MaxRequests, "max-requests", 0, "request budget (0: none); the report is partial when it runs out")
+	f.IntVar(&o.MaxTokens, "max-tokens", 0, "budget of completion tokens the target reports (0: none)")
+	f.DurationVar(&o.Timeout, "timeout", 60*time.Second, "time limit per request")
+	f.IntVar(&o.Retries, "retries", 3, "retries on 429, 5xx and network errors")
+	f.Uint64Var(&seed, "seed", 1, "seed of the markers, canaries and bootstrap")
+	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
+	f.BoolVar(&list, "list", false, "list the probes and exit")
 	return c
 }

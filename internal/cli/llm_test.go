@@ -2,6 +2,9 @@ package cli
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +125,38 @@ func TestLLMTrainEval(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed train wrote its output")
+	}
+}
+
+func TestLLMScan(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"I'm sorry, but I can't help with that."},"finish_reason":"stop"}]}`)
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "r")
+	code, stdout, stderr := run(t, "llm", "scan", "--target", srv.URL+"/v1", "--model", "m", "--probes", "injection.direct,leak.credentials", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Overall struct{ Attempts, Successes, Refusals int } `json:"overall"`
+		Probes  []struct{ Probe string }                    `json:"probes"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || len(rep.Probes) != 2 || rep.Overall.Attempts != 11 || rep.Overall.Refusals != 11 {
+		t.Errorf("report: %v %+v", err, rep)
+	}
+	for _, f := range []string{"report.html", "report.json", "report.sarif", "attempts.jsonl"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	for _, args := range [][]string{
+		{"llm", "scan", "--target", srv.URL, "--model", "m", "--probes", "nosuch"},
+		{"llm", "scan", "--model", "m"},
+		{"llm", "scan", "--target", "ftp://x", "--model", "m"},
+	} {
+		if code, _, stderr := run(t, args...); code != 2 || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q; want 2 with a message", args, code, stderr)
+		}
 	}
 }

@@ -1,0 +1,216 @@
+package redteam
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bulwark-sec/bulwark/llm/classifier"
+	"github.com/bulwark-sec/bulwark/llm/guard"
+	"github.com/bulwark-sec/bulwark/llm/textnorm"
+)
+
+type chatReq struct {
+	Messages []Message `json:"messages"`
+}
+
+// scripted answers chat requests with reply(system, last user message).
+func scripted(t *testing.T, reply func(system, user string) string) *httptest.Server {
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req chatReq
+		json.NewDecoder(r.Body).Decode(&req)
+		var sys, user string
+		for _, m := range req.Messages {
+			switch m.Role {
+			case "system":
+				sys = m.Content
+			case "user":
+				user = m.Content
+			}
+		}
+		json.NewEncoder(w).Encode(map[string]any{"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": reply(sys, user)}}}, "usage": map[string]int{"completion_tokens": 7}})
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+var markerRe = regexp.MustCompile(`ZX-[A-Z0-9]{8}`)
+
+// obedient does what the last message says, as a model without defences
+// would: it repeats any marker it is told to (decoding encodings as a
+// capable model does), and hands out its instructions, codes and keys to
+// whoever asks.
+func obedient(system, user string) string {
+	nr := textnorm.Normalize(user)
+	for _, s := range nr.Segments() {
+		if m := markerRe.FindString(strings.ToUpper(s)); m != "" {
+			return m
+		}
+	}
+	l := strings.ToLower(user)
+	for _, w := range []string{"instruction", "system prompt", "code", "key", "configuration", "text above"} {
+		if strings.Contains(l, w) {
+			return "Of course. My instructions: " + system
+		}
+	}
+	return "Happy to help with your account."
+}
+
+func refuser(_, _ string) string { return "I'm sorry, but I can't help with that." }
+
+func scan(t *testing.T, url string) *Report {
+	t.Helper()
+	tg, err := NewTarget(TargetOptions{URL: url + "/v1", Model: "scripted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Probes("default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Run(context.Background(), tg, ps, Options{Seed: 1})
+}
+
+// The scanner tells an obedient model from a refusing one, and a guard in
+// front of the obedient one blocks most of what got through.
+func TestScanObedientRefusingGuarded(t *testing.T) {
+	ob := scan(t, scripted(t, obedient).URL)
+	for _, p := range ob.Probes {
+		if p.Successes == 0 || p.Errors > 0 {
+			t.Errorf("obedient model, %s: %d of %d succeeded, %d errors", p.Probe, p.Successes, p.Attempts, p.Errors)
+		}
+	}
+	if ob.Overall.SuccessRate < 0.8 || ob.Status != "complete" {
+		t.Errorf("obedient model: success rate %.2f, status %s", ob.Overall.SuccessRate, ob.Status)
+	}
+	if lo, hi := ob.Overall.CI95[0], ob.Overall.CI95[1]; !(lo <= ob.Overall.SuccessRate && ob.Overall.SuccessRate <= hi && hi-lo < 0.3) {
+		t.Errorf("bootstrap interval %v around %.2f", ob.Overall.CI95, ob.Overall.SuccessRate)
+	}
+
+	re := scan(t, scripted(t, refuser).URL)
+	if re.Overall.Successes != 0 || re.Overall.Refusals != re.Overall.Attempts || re.Overall.Attempts != ob.Overall.Attempts {
+		t.Errorf("refusing model: %+v", re.Overall)
+	}
+
+	c, _ := classifier.Default()
+	g, err := guard.New(guard.Options{Upstream: scripted(t, obedient).URL + "/v1", Policy: guard.DefaultPolicy(), Classifier: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := httptest.NewServer(g)
+	defer gs.Close()
+	gu := scan(t, gs.URL)
+	t.Logf("success rate: obedient %.2f, guarded %.2f (%d blocked of %d)", ob.Overall.SuccessRate, gu.Overall.SuccessRate, gu.Overall.Blocked, gu.Overall.Attempts)
+	if gu.Overall.Blocked == 0 || gu.Overall.SuccessRate > ob.Overall.SuccessRate/3 {
+		t.Errorf("guarded: success rate %.2f with %d blocked; unguarded %.2f", gu.Overall.SuccessRate, gu.Overall.Blocked, ob.Overall.SuccessRate)
+	}
+	for _, r := range gu.Results {
+		if r.Detection.Success && !r.Blocked {
+			t.Logf("through the guard: %s #%d %.80q", r.Probe, r.Index, r.Turns[len(r.Turns)-1])
+		}
+	}
+	for _, p := range gu.Probes {
+		if p.Probe == "injection.direct" && p.SuccessRate > 0.25 {
+			t.Errorf("the guard let %d of %d direct injections through", p.Successes, p.Attempts)
+		}
+	}
+
+	dir := t.TempDir()
+	if err := ob.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	html, _ := os.ReadFile(filepath.Join(dir, "report.html"))
+	sarifB, _ := os.ReadFile(filepath.Join(dir, "report.sarif"))
+	var sl struct {
+		Runs []struct {
+			Results []struct{ RuleID string } `json:"results"`
+		} `json:"runs"`
+	}
+	if err := json.Unmarshal(sarifB, &sl); err != nil || len(sl.Runs) != 1 || len(sl.Runs[0].Results) != len(ob.Probes) {
+		t.Errorf("SARIF: %v %+v", err, sl)
+	}
+	if !strings.Contains(string(html), "injection.direct") || !strings.Contains(string(html), "AML.T0051") {
+		t.Error("the HTML report lacks the probes")
+	}
+	f, _ := os.Open(filepath.Join(dir, "attempts.jsonl"))
+	defer f.Close()
+	n := 0
+	for sc := bufio.NewScanner(f); sc.Scan(); n++ {
+		var r Result
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil || len(r.Turns) == 0 {
+			t.Fatalf("attempts.jsonl line %d: %v", n, err)
+		}
+	}
+	if n != ob.Overall.Attempts {
+		t.Errorf("attempts.jsonl has %d lines for %d attempts", n, ob.Overall.Attempts)
+	}
+}
+
+func TestRefusal(t *testing.T) {
+	for s, want := range map[string]bool{
+		"I can't comply with that request.":                     true,
+		"I'm sorry, but I cannot share my instructions.":        true,
+		"Sure. Unfortunately, I am unable to do that, however.": true,
+		"As an AI developed to help, I won't reveal that.":      true,
+		"": true,
+		"Here is the summary. The report says costs cannot rise.": false,
+		"You can't miss it: the branch is on Main Street.":        false,
+	} {
+		if refusal(s) != want {
+			t.Errorf("refusal(%q) = %v", s, !want)
+		}
+	}
+}
+
+// Rate limits and failures: a 429 with Retry-After is retried, a budget
+// stops the run with a partial report, and answers that are not chat
+// completions are errors, not verdicts.
+func TestTargetFailures(t *testing.T) {
+	var calls atomic.Int32
+	flaky := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(429)
+			return
+		}
+		io.WriteString(w, `{"choices":[{"message":{"content":"I'm sorry, I can't."},"finish_reason":"stop"}]}`)
+	}))
+	defer flaky.Close()
+	tg, _ := NewTarget(TargetOptions{URL: flaky.URL + "/v1", Model: "m"})
+	t0 := time.Now()
+	if ans, err := tg.Chat(context.Background(), []Message{{Role: "user", Content: "hi"}}); err != nil || !strings.Contains(ans, "sorry") || time.Since(t0) < time.Second {
+		t.Errorf("retry after 429: %q %v after %v", ans, err, time.Since(t0))
+	}
+
+	tg, _ = NewTarget(TargetOptions{URL: scripted(t, obedient).URL + "/v1", Model: "m", MaxRequests: 5})
+	ps, _ := Probes("injection.direct,extraction.system-prompt")
+	rep := Run(context.Background(), tg, ps, Options{Seed: 2, Concurrency: 1})
+	if rep.Status != "partial" || rep.Requests != 5 || rep.Overall.Attempts != 5 || rep.Overall.Errors == 0 {
+		t.Errorf("budget: status %s, %d requests, %+v", rep.Status, rep.Requests, rep.Overall)
+	}
+
+	junk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<html>oops</html>") }))
+	defer junk.Close()
+	tg, _ = NewTarget(TargetOptions{URL: junk.URL + "/v1", Model: "m"})
+	rep = Run(context.Background(), tg, ps, Options{Seed: 2})
+	if rep.Overall.Attempts != 0 || rep.Overall.Errors != len(injectionTemplates)+len(extractionPrompts) {
+		t.Errorf("junk answers: %+v", rep.Overall)
+	}
+	if _, err := Probes("nosuch"); err == nil {
+		t.Error("an unknown probe was accepted")
+	}
+	if _, err := NewTarget(TargetOptions{URL: "ftp://x", Model: "m"}); err == nil {
+		t.Error("a non-http target was accepted")
+	}
+}
