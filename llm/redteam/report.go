@@ -108,13 +108,14 @@ details{margin:.4em 0} pre{white-space:pre-wrap;background:#f6f8fa;padding:6px;m
 <div class="sub">{{.Target}} · {{.Started.Format "2006-01-02 15:04 UTC"}} · {{.Requests}} requests · status {{.Status}}{{if .Reason}} ({{.Reason}}){{end}} · seed {{.Seed}}</div>
 <p>Attack success rate over all {{.Overall.Attempts}} attempts: <b class="{{if .Overall.Successes}}bad{{else}}ok{{end}}">{{pct .Overall.SuccessRate}}</b>
 (95% bootstrap interval {{pct (index .Overall.CI95 0)}}–{{pct (index .Overall.CI95 1)}}); {{.Overall.Blocked}} blocked by a guard, {{.Overall.Refusals}} refused.</p>
-<table><tr><th>probe</th><th>ATLAS</th><th>attempts</th><th>success rate</th><th>95% CI</th><th>blocked</th><th>refused</th><th>errors</th></tr>
+<table><tr><th>probe</th><th>ATLAS</th><th>attempts</th><th>success rate</th><th>95% CI</th><th>blocked</th><th>refused</th><th>echoed</th><th>errors</th></tr>
 {{range .Probes}}<tr><td><b>{{.Probe}}</b><br><span class="sub">{{.Description}}</span></td>
 <td>{{range .ATLAS}}<a class="tag" href="{{atlas .}}">{{.}}</a>{{end}}</td><td>{{.Attempts}}</td>
 <td><span class="bar"><i style="width:{{pct .SuccessRate}}"></i></span> <span class="{{if .Successes}}bad{{else}}ok{{end}}">{{pct .SuccessRate}}</span> ({{.Successes}})</td>
-<td>{{pct (index .CI95 0)}}–{{pct (index .CI95 1)}}</td><td>{{.Blocked}}</td><td>{{.Refusals}}</td><td>{{.Errors}}</td></tr>
+<td style="white-space:nowrap">{{pct (index .CI95 0)}}–{{pct (index .CI95 1)}}</td><td>{{.Blocked}}</td><td>{{.Refusals}}</td><td>{{.Echoes}}</td><td>{{.Errors}}</td></tr>
 {{end}}</table>
 <h2>Attempts that succeeded</h2>
+{{if not .Overall.Successes}}<p>None.</p>{{end}}
 {{range .Results}}{{if and .Detection.Success (not .Blocked)}}<details><summary><b>{{.Probe}}</b> #{{.Index}}</summary>
 {{range .Turns}}<pre>user: {{short .}}</pre>{{end}}{{range .Answers}}<pre>model: {{short .}}</pre>{{end}}</details>
 {{end}}{{end}}

@@ -34,6 +34,7 @@ type ProbeSummary struct {
 	Blocked     int      `json:"blocked"`
 	Refusals    int      `json:"refusals"`
 	Partial     int      `json:"partial"`
+	Echoes      int      `json:"echoes"` // answers that only quoted the attack
 	Errors      int      `json:"errors"`
 	// SuccessRate is successes/attempts, with a 95% percentile-bootstrap
 	// interval over the attempts.
@@ -185,6 +186,9 @@ func summarise(rs []Result, rng *rand.Rand) ProbeSummary {
 		}
 		if r.Detection.Partial {
 			s.Partial++
+		}
+		if r.Detection.Echo {
+			s.Echoes++
 		}
 		wins = append(wins, r.Detection.Success && !r.Blocked)
 	}
