@@ -503,12 +503,18 @@ the system prompt (extraction, multi-turn escalation, credential leaks).
 Refusals are recorded, and so are attempts a guard blocked (HTTP 400 or
 finish_reason content_filter).
 
+A target that does not speak the OpenAI API is described by
+--request-template (the JSON to post to --target, with "{{prompt}}",
+"{{system}}" and "{{messages}}" placeholders) and --response-path (where
+the answer text is in the JSON that comes back).
+
 --out writes report.html, report.json, report.sarif and attempts.jsonl
 (every prompt and answer). Nothing is sent anywhere but --target; the API
 key is read from the environment variable --api-key-env. Exit code 1 when
 any attack succeeded, 0 when none did.`,
 		Example: `  bulwark llm scan --target http://127.0.0.1:8000/v1 --model my-model --probes default --out llm-report/
   bulwark llm scan --target https://api.openai.com/v1 --model gpt-4o-mini --api-key-env OPENAI_API_KEY --max-requests 200 --out r/
+  bulwark llm scan --target http://127.0.0.1:9000/generate --request-template '{"input": "{{prompt}}"}' --response-path output.text --out r/
   bulwark llm scan --list`,
 		Args: cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
@@ -520,8 +526,15 @@ any attack succeeded, 0 when none did.`,
 				}
 				return nil
 			}
-			if o.URL == "" || o.Model == "" {
-				return bad(fmt.Errorf("--target and --model are required"))
+			if o.URL == "" || (o.Model == "" && o.Template == "") {
+				return bad(fmt.Errorf("--target is required, and --model for an OpenAI-compatible target (or --request-template for another)"))
+			}
+			if p, ok := strings.CutPrefix(o.Template, "@"); ok {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					return bad(fmt.Errorf("--request-template: %w", err))
+				}
+				o.Template = string(b)
 			}
 			if keyEnv != "" {
 				if o.APIKey = os.Getenv(keyEnv); o.APIKey == "" {
@@ -570,7 +583,9 @@ any attack succeeded, 0 when none did.`,
 	}
 	f := c.Flags()
 	f.StringVar(&o.URL, "target", "", "base URL of the chat API, e.g. http://127.0.0.1:8000/v1")
-	f.StringVar(&o.Model, "model", "", "model name to send")
+	f.StringVar(&o.Model, "model", "", "model name to send (OpenAI-compatible targets)")
+	f.StringVar(&o.Template, "request-template", "", `a generic REST target: the JSON to post (or @file), with "{{prompt}}", "{{system}}" or "{{messages}}" where they go`)
+	f.StringVar(&o.ResponsePath, "response-path", "", "with --request-template: where the answer is, e.g. output.0.text")
 	f.StringVar(&probes, "probes", "default", "default, all, or comma-separated probe names (--list)")
 	f.StringVar(&out, "out", "", "folder for report.html, report.json, report.sarif and attempts.jsonl")
 	f.StringVar(&keyEnv, "api-key-env", "", "environment variable holding the API key")

@@ -214,3 +214,34 @@ func TestTargetFailures(t *testing.T) {
 		t.Error("a non-http target was accepted")
 	}
 }
+
+// A generic REST target: the template carries the prompt, the response
+// path finds the answer, and the obedient script behind it is caught.
+func TestRESTTarget(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Input struct{ Text, Context string } `json:"input"`
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		json.NewEncoder(w).Encode(map[string]any{"output": []any{map[string]any{"text": obedient(req.Input.Context, req.Input.Text)}}})
+	}))
+	defer srv.Close()
+	tg, err := NewTarget(TargetOptions{URL: srv.URL + "/generate", Template: `{"input": {"text": "{{prompt}}", "context": "{{system}}"}, "mode": "chat"}`, ResponsePath: "output.0.text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, _ := Probes("injection.direct,extraction.system-prompt")
+	rep := Run(context.Background(), tg, ps, Options{Seed: 3})
+	if rep.Overall.Errors != 0 || rep.Overall.SuccessRate < 0.9 {
+		t.Errorf("REST target: %+v", rep.Overall)
+	}
+	for _, o := range []TargetOptions{
+		{URL: srv.URL, Template: `{"x": 1}`, ResponsePath: "a"},
+		{URL: srv.URL, Template: `{"x": "{{prompt}}"`, ResponsePath: "a"},
+		{URL: srv.URL, Template: `{"x": "{{prompt}}"}`},
+	} {
+		if _, err := NewTarget(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}

@@ -18,9 +18,12 @@ import (
 // MaxAnswerBytes bounds one answer read from the target.
 const MaxAnswerBytes = 4 << 20
 
-// Target is an OpenAI-compatible chat-completions endpoint.
+// Target is an OpenAI-compatible chat-completions endpoint, or a generic
+// REST endpoint described by a request template and a response path.
 type Target struct {
 	base, model, key string
+	template         any      // parsed request template; nil for OpenAI
+	respPath         []string // where the answer text is in the response
 	client           *http.Client
 	retries          int
 	limiter          *limiter
@@ -39,6 +42,13 @@ type TargetOptions struct {
 	// MaxRequests is the request budget (0: none); MaxTokens the budget of
 	// completion tokens the target reports using (0: none).
 	MaxRequests, MaxTokens int
+	// Template makes the target a generic REST endpoint: URL is posted
+	// this JSON, with every string value "{{prompt}}" replaced by the last
+	// user message, "{{system}}" by the system prompt and "{{messages}}"
+	// by the whole conversation (a list of role/content objects).
+	// ResponsePath says where the answer is: dot-separated keys and list
+	// indices, e.g. "output.text" or "choices.0.message.content".
+	Template, ResponsePath string
 }
 
 // NewTarget checks the options.
@@ -47,7 +57,20 @@ func NewTarget(o TargetOptions) (*Target, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("target %q: want an http(s) URL such as http://127.0.0.1:8000/v1", o.URL)
 	}
-	if o.Model == "" {
+	var tmpl any
+	var path []string
+	if o.Template != "" {
+		if err := json.Unmarshal([]byte(o.Template), &tmpl); err != nil {
+			return nil, fmt.Errorf("request template: not JSON: %w", err)
+		}
+		if !strings.Contains(o.Template, "{{prompt}}") && !strings.Contains(o.Template, "{{messages}}") {
+			return nil, errors.New(`request template: it has neither "{{prompt}}" nor "{{messages}}", so no probe would reach the target`)
+		}
+		if o.ResponsePath == "" {
+			return nil, errors.New("a request template needs a response path")
+		}
+		path = strings.Split(o.ResponsePath, ".")
+	} else if o.Model == "" {
 		return nil, errors.New("the model name is required")
 	}
 	if o.Timeout == 0 {
@@ -56,7 +79,7 @@ func NewTarget(o TargetOptions) (*Target, error) {
 	if o.Retries == 0 {
 		o.Retries = 3
 	}
-	return &Target{base: u.String(), model: o.Model, key: o.APIKey, client: &http.Client{Timeout: o.Timeout},
+	return &Target{base: u.String(), model: o.Model, key: o.APIKey, template: tmpl, respPath: path, client: &http.Client{Timeout: o.Timeout},
 		retries: o.Retries, limiter: newLimiter(o.RPS), budget: &budget{maxReq: o.MaxRequests, maxTok: o.MaxTokens}}, nil
 }
 
@@ -73,7 +96,12 @@ func (e *BlockedError) Error() string { return "blocked: " + e.Msg }
 
 // Chat sends messages and returns the answer's text.
 func (t *Target) Chat(ctx context.Context, msgs []Message) (string, error) {
-	body, _ := json.Marshal(map[string]any{"model": t.model, "messages": msgs, "temperature": 0, "max_tokens": 512})
+	var body []byte
+	if t.template != nil {
+		body, _ = json.Marshal(fill(t.template, msgs))
+	} else {
+		body, _ = json.Marshal(map[string]any{"model": t.model, "messages": msgs, "temperature": 0, "max_tokens": 512})
+	}
 	var last error
 	for try := 0; try <= t.retries; try++ {
 		if err := t.budget.take(); err != nil {
@@ -106,7 +134,11 @@ func (t *Target) Chat(ctx context.Context, msgs []Message) (string, error) {
 
 // once makes one request. retryAfter < 0 means the error is final.
 func (t *Target) once(ctx context.Context, body []byte) (string, time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/chat/completions", bytes.NewReader(body))
+	u := t.base + "/chat/completions"
+	if t.template != nil {
+		u = t.base
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return "", -1, err
 	}
@@ -137,6 +169,17 @@ func (t *Target) once(ctx context.Context, body []byte) (string, time.Duration, 
 		return "", -1, &BlockedError{Msg: fmt.Sprintf("HTTP 400: %.200s", b)}
 	case resp.StatusCode != http.StatusOK:
 		return "", -1, fmt.Errorf("HTTP %d: %.200s", resp.StatusCode, b)
+	}
+	if t.template != nil {
+		var v any
+		if err := json.Unmarshal(b, &v); err != nil {
+			return "", -1, fmt.Errorf("the answer is not JSON: %.200s", b)
+		}
+		text, ok := walk(v, t.respPath)
+		if !ok {
+			return "", -1, fmt.Errorf("the answer has no string at %s: %.200s", strings.Join(t.respPath, "."), b)
+		}
+		return text, 0, nil
 	}
 	var ans struct {
 		Choices []struct {
@@ -222,4 +265,62 @@ func (t *Target) Used() (requests, tokens int) {
 	t.budget.mu.Lock()
 	defer t.budget.mu.Unlock()
 	return t.budget.req, t.budget.tok
+}
+
+// fill copies a request template with the placeholders replaced.
+func fill(v any, msgs []Message) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = fill(e, msgs)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = fill(e, msgs)
+		}
+		return out
+	case string:
+		var sys, last string
+		for _, m := range msgs {
+			switch m.Role {
+			case "system":
+				sys = m.Content
+			case "user":
+				last = m.Content
+			}
+		}
+		switch x {
+		case "{{messages}}":
+			return msgs
+		case "{{prompt}}":
+			return last
+		case "{{system}}":
+			return sys
+		}
+		return strings.NewReplacer("{{prompt}}", last, "{{system}}", sys).Replace(x)
+	}
+	return v
+}
+
+// walk follows a path of keys and list indices to a string.
+func walk(v any, path []string) (string, bool) {
+	for _, p := range path {
+		switch x := v.(type) {
+		case map[string]any:
+			v = x[p]
+		case []any:
+			i, err := strconv.Atoi(p)
+			if err != nil || i < 0 || i >= len(x) {
+				return "", false
+			}
+			v = x[i]
+		default:
+			return "", false
+		}
+	}
+	s, ok := v.(string)
+	return s, ok
 }
