@@ -100,25 +100,16 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 			}
 		}
 	}
-	heads := []*Head{c.m.Head(ctx)}
-	headNames := []string{ctx.String()}
-	// The verdict is the flagged head with the highest score, or, if none
-	// is flagged, the head with the highest score (one head today; the
-	// loop keeps room for a second judge).
-	best, bestP, bestSeg, bestHead, flagged := 0.0, [nLabels]float64{1, 0, 0}, "text", 0, false
-	for k, h := range heads {
-		score, p, seg := 0.0, [nLabels]float64{1, 0, 0}, 0
-		for _, pc := range pieces {
-			q := h.probs(pc.v)
-			if a := 1 - q[0]; a > score {
-				score, p, seg = a, q, pc.seg
-			}
-		}
-		f := score >= h.Threshold
-		if (f && !flagged) || (f == flagged && score > best) {
-			best, bestP, bestSeg, bestHead, flagged = score, p, names[seg], k, f
+	// The score is the most attack-like chunk's.
+	h := c.m.Head(ctx)
+	best, bestP, bestSeg := 0.0, [nLabels]float64{1, 0, 0}, "text"
+	for _, pc := range pieces {
+		q := h.probs(pc.v)
+		if a := 1 - q[0]; a > best {
+			best, bestP, bestSeg = a, q, names[pc.seg]
 		}
 	}
+	flagged := best >= h.Threshold
 	res := Result{Score: best, Context: ctx.String(), Normalization: nr, Reasons: []string{}}
 	res.Scores = map[string]float64{corpus.Benign: bestP[0], corpus.Injection: bestP[1], corpus.Jailbreak: bestP[2]}
 	label := corpus.Injection
@@ -126,7 +117,7 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 		label = corpus.Jailbreak
 	}
 	if flagged {
-		res.Reasons = append(res.Reasons, fmt.Sprintf("model (%s head): attack probability %.3f on the %s", headNames[bestHead], best, bestSeg))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("model (%s head): attack probability %.3f on the %s", ctx, best, bestSeg))
 	}
 
 	var fired []rule
