@@ -219,27 +219,12 @@ const leakWords = 8
 // scanLeak reports an output that repeats leakWords consecutive words of a
 // system prompt (compared in lower case, punctuation ignored).
 func scanLeak(out string, systems []string) []Finding {
-	ow := words(out)
-	if len(ow) < leakWords {
-		return nil
-	}
-	have := map[string]bool{}
-	for i := 0; i+leakWords <= len(ow); i++ {
-		have[strings.Join(ow[i:i+leakWords], " ")] = true
-	}
 	for _, sys := range systems {
-		sw := words(sys)
-		for i := 0; i+leakWords <= len(sw); i++ {
-			if have[strings.Join(sw[i:i+leakWords], " ")] {
-				return []Finding{{Scanner: ScanLeak, Kind: "system-prompt", Detail: fmt.Sprintf("repeats %d or more consecutive words of the system prompt", leakWords)}}
-			}
+		if textnorm.ShareWords(out, sys, leakWords) {
+			return []Finding{{Scanner: ScanLeak, Kind: "system-prompt", Detail: fmt.Sprintf("repeats %d or more consecutive words of the system prompt", leakWords)}}
 		}
 	}
 	return nil
-}
-
-func words(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
 }
 
 // redact replaces the spans of findings in s by [REDACTED:kind], or

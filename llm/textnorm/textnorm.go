@@ -537,3 +537,29 @@ func commonWords(s string) (hits, words int) {
 	}
 	return hits, words
 }
+
+// Words splits s into lower-cased runs of letters and digits.
+func Words(s string) []string {
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+}
+
+// ShareWords reports whether a and b have n consecutive words in common
+// (compared as Words gives them): how the guard spots an answer that
+// recites its system prompt, and the scanner an answer that only echoes
+// its attack.
+func ShareWords(a, b string, n int) bool {
+	aw, bw := Words(a), Words(b)
+	if n <= 0 || len(aw) < n || len(bw) < n {
+		return false
+	}
+	have := map[string]bool{}
+	for i := 0; i+n <= len(aw); i++ {
+		have[strings.Join(aw[i:i+n], " ")] = true
+	}
+	for i := 0; i+n <= len(bw); i++ {
+		if have[strings.Join(bw[i:i+n], " ")] {
+			return true
+		}
+	}
+	return false
+}
