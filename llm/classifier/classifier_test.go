@@ -111,6 +111,11 @@ func TestRulesQuiet(t *testing.T) {
 		if ru.example == "" || !ru.match(lower(ru.example)) {
 			t.Errorf("rule %s misses its example %q", ru.ID, ru.example)
 		}
+		// The windows around trigger words find it inside a long text too.
+		pad := strings.Repeat("the weather report for the coming week is mild and dry. ", 40)
+		if !ru.match(lower(pad + ru.example + " " + pad)) {
+			t.Errorf("rule %s misses its example inside a long text", ru.ID)
+		}
 	}
 }
 
