@@ -75,11 +75,12 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 	nr := textnorm.Normalize(text)
 	segs, names := nr.Segments(), segmentNames(&nr)
 
-	type piece struct {
-		v   vector
-		seg int
-	}
-	var pieces []piece
+	// The score is the most attack-like chunk's. The leetspeak folding and
+	// decodings repeat most chunks of a long text unchanged; each is read
+	// once. A chunk with no features (only encoded runs that normalisation
+	// took out) is no evidence either way.
+	h := c.m.Head(ctx)
+	best, bestP, bestSeg := 0.0, [nLabels]float64{1, 0, 0}, "text"
 	seen := map[string]bool{}
 	modelSegs := segs
 	if !enoughText(segs) {
@@ -87,26 +88,17 @@ func (c *Classifier) ClassifyAs(text string, ctx Context) Result {
 	}
 	for i, s := range modelSegs {
 		for _, w := range chunks(s) {
-			// The leetspeak folding and decodings repeat most chunks of
-			// a long text unchanged; each is read once.
 			if seen[w] {
 				continue
 			}
 			seen[w] = true
-			// A chunk with no features (only encoded runs that
-			// normalisation took out) is no evidence either way.
-			if v := e.features(w); len(v.idx) > 0 {
-				pieces = append(pieces, piece{v, i})
+			v := e.view(w)
+			if len(v.idx) == 0 {
+				continue
 			}
-		}
-	}
-	// The score is the most attack-like chunk's.
-	h := c.m.Head(ctx)
-	best, bestP, bestSeg := 0.0, [nLabels]float64{1, 0, 0}, "text"
-	for _, pc := range pieces {
-		q := h.probs(pc.v)
-		if a := 1 - q[0]; a > best {
-			best, bestP, bestSeg = a, q, names[pc.seg]
+			if q := h.probs(v); 1-q[0] > best {
+				best, bestP, bestSeg = 1-q[0], q, names[i]
+			}
 		}
 	}
 	flagged := best >= h.Threshold
