@@ -2,6 +2,7 @@ package redteam
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/bulwark-sec/bulwark/llm/classifier"
 	"github.com/bulwark-sec/bulwark/llm/guard"
@@ -140,6 +143,7 @@ func TestScanObedientRefusingGuarded(t *testing.T) {
 	if err := json.Unmarshal(sarifB, &sl); err != nil || len(sl.Runs) != 1 || len(sl.Runs[0].Results) != len(ob.Probes) {
 		t.Errorf("SARIF: %v %+v", err, sl)
 	}
+	validateSARIF(t, sarifB)
 	if !strings.Contains(string(html), "injection.direct") || !strings.Contains(string(html), "AML.T0051") {
 		t.Error("the HTML report lacks the probes")
 	}
@@ -243,5 +247,37 @@ func TestRESTTarget(t *testing.T) {
 		if _, err := NewTarget(o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// validateSARIF checks a log against the OASIS SARIF 2.1.0 schema the
+// report package's tests keep.
+func validateSARIF(t *testing.T, b []byte) {
+	t.Helper()
+	f, err := os.Open("../../report/testdata/sarif-schema-2.1.0.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	doc, err := jsonschema.UnmarshalJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+	c := jsonschema.NewCompiler()
+	c.AssertFormat()
+	if err := c.AddResource(id, doc); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Compile(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Validate(v); err != nil {
+		t.Errorf("the SARIF log breaks the schema: %v", err)
 	}
 }
