@@ -278,6 +278,12 @@ func TestGuardInputActions(t *testing.T) {
 	if code, _, _, _, e := chat(t, gs.URL, "my key is AKIAABCDEFGHIJKLMNOP", false); code != 400 || !strings.Contains(fmt.Sprint(e), "aws-access-key-id") {
 		t.Errorf("secret: %d %v", code, e)
 	}
+	// A key in the application's own system prompt is not the user's
+	// doing: the request passes.
+	body := `{"messages":[{"role":"system","content":"Use key AKIAABCDEFGHIJKLMNOP internally."},{"role":"user","content":"hello"}]}`
+	if resp, err := http.Post(gs.URL+"/v1/chat/completions", "application/json", strings.NewReader(body)); err != nil || resp.StatusCode != 200 {
+		t.Errorf("system prompt with a key: %v %v", resp.Status, err)
+	}
 	chat(t, gs.URL, "hel\u200blo the\u200bre", false)
 	if s := fmt.Sprint(up.last()); strings.Contains(s, "\u200b") || !strings.Contains(s, "hello there") {
 		t.Errorf("invisible characters reached the upstream: %q", s)

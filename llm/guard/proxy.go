@@ -277,9 +277,7 @@ func (g *Guard) chat(w http.ResponseWriter, r *http.Request, rec *logRecord) {
 
 	// Input: users' messages are prompts; tool and function results are
 	// documents; system and developer messages are the application's own
-	// and assistant messages the model's, so neither is screened for
-	// injection, but secrets and personal data are looked for everywhere
-	// except in the model's own turns.
+	// and assistant messages the model's, and neither is screened.
 	var all, blocked []Finding
 	var flagged []string
 	var systems []string
@@ -295,9 +293,11 @@ func (g *Guard) chat(w http.ResponseWriter, r *http.Request, rec *logRecord) {
 			case "tool", "function":
 				fs = g.scanInput(t, classifier.Document)
 			case "system", "developer":
+				// The application's own words: not screened (a key it
+				// keeps there would block every request), but remembered,
+				// so that an answer reciting them is caught.
 				systems = append(systems, t)
-				fs = g.scanInput(t, classifier.Prompt)
-				fs = dropScanner(fs, ScanInjection)
+				continue
 			default:
 				continue
 			}
@@ -340,16 +340,6 @@ func (g *Guard) chat(w http.ResponseWriter, r *http.Request, rec *logRecord) {
 			g.relayAnswer(w, resp, systems, rec)
 		}
 	})
-}
-
-func dropScanner(fs []Finding, scanner string) []Finding {
-	out := fs[:0]
-	for _, f := range fs {
-		if f.Scanner != scanner {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func uniq(s []string) []string {
