@@ -138,8 +138,8 @@ func TestClassifyEvasions(t *testing.T) {
 }
 
 // Ordinary requests are benign; none of these texts is in the data. (Not
-// every ordinary request is: docs/llm.md lists false positives found by
-// hand, such as a request to review a pull request for race conditions.)
+// every ordinary request is: docs/llm.md lists the false positives
+// measured, role-play requests among them.)
 func TestClassifyBenign(t *testing.T) {
 	c := defaultClassifier(t)
 	for _, s := range []string{
