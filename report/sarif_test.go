@@ -3,40 +3,17 @@ package report
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"slices"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/report/atlas"
 )
 
-// sarifSchema compiles the OASIS SARIF 2.1.0 schema from testdata, with
-// format assertions on so that URIs and times are checked too.
-func sarifSchema(t *testing.T) *jsonschema.Schema {
-	t.Helper()
-	f, err := os.Open("testdata/sarif-schema-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const id = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+// sarifSchema is the OASIS SARIF 2.1.0 schema (testutil.SARIFSchema).
+func sarifSchema(t *testing.T) *jsonschema.Schema { return testutil.SARIFSchema(t) }
 
 // sarifLog is the part of SARIF the test checks by structure.
 type sarifLog struct {

@@ -8,7 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -34,14 +35,7 @@ func init() {
 }
 
 // Names lists the transforms, sorted.
-func Names() []string {
-	var n []string
-	for k := range registry {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
 
 // Get returns the named transform.
 func Get(name string) (Transform, error) {

@@ -13,7 +13,9 @@ package redteam
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 
@@ -101,14 +103,7 @@ func Probes(spec string) ([]Probe, error) {
 }
 
 // Names lists every probe.
-func Names() []string {
-	var n []string
-	for k := range registry {
-		n = append(n, k)
-	}
-	sort.Strings(n)
-	return n
-}
+func Names() []string { return slices.Sorted(maps.Keys(registry)) }
 
 // appSystem is the system prompt of the application the probes attack: a
 // support assistant with a rule it must keep and a secret it must not tell.

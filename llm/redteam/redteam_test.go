@@ -18,6 +18,7 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
 
+	"github.com/bulwark-sec/bulwark/internal/testutil"
 	"github.com/bulwark-sec/bulwark/llm/classifier"
 	"github.com/bulwark-sec/bulwark/llm/guard"
 	"github.com/bulwark-sec/bulwark/llm/textnorm"
@@ -250,34 +251,14 @@ func TestRESTTarget(t *testing.T) {
 	}
 }
 
-// validateSARIF checks a log against the OASIS SARIF 2.1.0 schema the
-// report package's tests keep.
+// validateSARIF checks a log against the OASIS SARIF 2.1.0 schema.
 func validateSARIF(t *testing.T, b []byte) {
 	t.Helper()
-	f, err := os.Open("../../report/testdata/sarif-schema-2.1.0.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	doc, err := jsonschema.UnmarshalJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const id = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
-	c := jsonschema.NewCompiler()
-	c.AssertFormat()
-	if err := c.AddResource(id, doc); err != nil {
-		t.Fatal(err)
-	}
-	s, err := c.Compile(id)
-	if err != nil {
-		t.Fatal(err)
-	}
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Validate(v); err != nil {
+	if err := testutil.SARIFSchema(t).Validate(v); err != nil {
 		t.Errorf("the SARIF log breaks the schema: %v", err)
 	}
 }
