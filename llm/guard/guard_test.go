@@ -387,3 +387,25 @@ func writeFile(t *testing.T, p, s string) {
 		t.Fatal(err)
 	}
 }
+
+// A private key in a streamed answer is withheld whole, however the
+// stream cuts it: its header alone holds the rest back until the END line.
+func TestGuardStreamedPrivateKey(t *testing.T) {
+	key := "-----BEGIN PRIVATE KEY-----\n" + strings.Repeat("MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n", 20) + "-----END PRIVATE KEY-----"
+	reply := func(_, _ string) string { return "Here it is:\n" + key + "\nDone." }
+	_, gs, _ := setup(t, DefaultPolicy(), reply)
+	for _, stream := range []bool{false, true} {
+		_, text, _, _, _ := chat(t, gs.URL, "key?", stream)
+		if strings.Contains(text, "MIIEvQ") || !strings.Contains(text, "[REDACTED:private-key]") || !strings.HasSuffix(text, "Done.") {
+			t.Errorf("stream %v: %q", stream, text)
+		}
+	}
+	// Cut off before the END line: the rest of the answer is withheld.
+	cut := func(_, _ string) string { return "Here it is:\n" + key[:300] }
+	_, gs, _ = setup(t, DefaultPolicy(), cut)
+	for _, stream := range []bool{false, true} {
+		if _, text, _, _, _ := chat(t, gs.URL, "key?", stream); strings.Contains(text, "MIIEvQ") {
+			t.Errorf("stream %v, truncated key: %q", stream, text)
+		}
+	}
+}

@@ -521,7 +521,11 @@ func (g *Guard) relayStream(w http.ResponseWriter, resp *http.Response, systems 
 		if upto > sent {
 			var part []Finding
 			for _, f := range red {
-				if f.Start >= sent && f.End <= upto {
+				// A span whose start went out before it was recognised
+				// (only possible for one longer than the hold-back) has
+				// its rest withheld.
+				f.Start, f.End = max(f.Start, sent), min(f.End, upto)
+				if f.End > f.Start {
 					f.Start, f.End = f.Start-sent, f.End-sent
 					part = append(part, f)
 				}

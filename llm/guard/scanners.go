@@ -63,6 +63,12 @@ func scanSecrets(s string) []Finding {
 			continue
 		}
 		for _, m := range p.re.FindAllStringIndex(s, -1) {
+			// A private key whose END line has not come (yet) runs to the
+			// end of the text: a stream must hold it back, and an answer
+			// cut short must not hand out the half it has.
+			if p.kind == "private-key" && !strings.Contains(s[m[0]:m[1]], "-----END") {
+				m[1] = len(s)
+			}
 			out = append(out, Finding{Scanner: ScanSecrets, Kind: p.kind, Start: m[0], End: m[1]})
 		}
 	}
