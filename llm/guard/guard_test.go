@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/bulwark-sec/bulwark/llm/classifier"
 )
@@ -407,5 +408,24 @@ func TestGuardStreamedPrivateKey(t *testing.T) {
 		if _, text, _, _, _ := chat(t, gs.URL, "key?", stream); strings.Contains(text, "MIIEvQ") {
 			t.Errorf("stream %v, truncated key: %q", stream, text)
 		}
+	}
+}
+
+// An upstream that does not answer in time is a 502 with a clear error.
+func TestGuardUpstreamTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	c, _ := classifier.Default()
+	g, _ := New(Options{Upstream: slow.URL + "/v1", Policy: DefaultPolicy(), Classifier: c, Timeout: 100 * time.Millisecond})
+	gs := httptest.NewServer(g)
+	defer gs.Close()
+	code, _, _, _, e := chat(t, gs.URL, "hello there", false)
+	if code != 502 || !strings.Contains(fmt.Sprint(e), "upstream") {
+		t.Errorf("timeout: %d %v", code, e)
 	}
 }

@@ -262,3 +262,25 @@ func validateSARIF(t *testing.T, b []byte) {
 		t.Errorf("the SARIF log breaks the schema: %v", err)
 	}
 }
+
+// A target that does not answer in time is an error for that attempt,
+// after the retries, and the run goes on.
+func TestTargetTimeout(t *testing.T) {
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	tg, _ := NewTarget(TargetOptions{URL: slow.URL + "/v1", Model: "m", Timeout: 100 * time.Millisecond, Retries: 1})
+	ps, _ := Probes("leak.credentials")
+	t0 := time.Now()
+	rep := Run(context.Background(), tg, ps, Options{Seed: 1})
+	if rep.Overall.Errors != 3 || rep.Overall.Attempts != 0 || time.Since(t0) > 4*time.Second {
+		t.Errorf("timeouts: %+v in %v", rep.Overall, time.Since(t0))
+	}
+	if !strings.Contains(rep.Results[0].Error, "after 2 tries") {
+		t.Errorf("error %q", rep.Results[0].Error)
+	}
+}
