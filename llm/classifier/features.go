@@ -212,13 +212,13 @@ const ChunkRunes = 200
 // sentence break is cut every ChunkRunes runes with a quarter overlap so
 // that a phrase cut at one edge is whole in the next piece.
 func chunks(s string) []string {
-	if utf8.RuneCountInString(s) <= ChunkRunes {
+	if fits(s, ChunkRunes) {
 		return []string{s}
 	}
 	var pieces []string
 	for _, line := range strings.SplitAfter(s, "\n") {
 		for len(line) > 0 {
-			if utf8.RuneCountInString(line) <= ChunkRunes {
+			if fits(line, ChunkRunes) {
 				pieces = append(pieces, line)
 				break
 			}
@@ -252,6 +252,20 @@ func chunks(s string) []string {
 		out = append(out, cur.String())
 	}
 	return out
+}
+
+// fits reports whether s has at most n runes, counting no further than
+// n+1 (counting whole lines again and again was quadratic in a long line).
+func fits(s string, n int) bool {
+	if len(s) <= n {
+		return true
+	}
+	for range s {
+		if n--; n < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // byteIndexOfRune is the byte offset of the n-th rune of s (len(s) if s

@@ -57,7 +57,8 @@ type Result struct {
 	// EncodedRuns is the number of encoded runs taken out of Text.
 	EncodedRuns int `json:"encoded_runs,omitempty"`
 
-	runs []string // the runs of the top-level text that were decoded
+	runs             []string // the runs of the top-level text that were decoded
+	hexRuns, b64Runs []string // the candidate runs of the top-level text
 }
 
 // Segments is every text the classifier should read: the text, its
@@ -103,12 +104,12 @@ func Normalize(s string) Result {
 // noise that resembles the gibberish of adversarial suffixes.
 func (r *Result) dropEncoded(s string) string {
 	var drop []string
-	for _, m := range runs(s, minEncoded, isHexDigit, isHexSep) {
+	for _, m := range r.hexRuns {
 		if len(m) >= 32 || r.decodedRun(m) {
 			drop = append(drop, m)
 		}
 	}
-	for _, m := range runs(s, minEncoded, isBase64, nil) {
+	for _, m := range r.b64Runs {
 		if (len(m) >= 32 && looksEncoded(m)) || r.decodedRun(m) {
 			drop = append(drop, m)
 		}
@@ -392,7 +393,11 @@ func (r *Result) decode(s string, depth int) {
 		r.Decoded = append(r.Decoded, Decoded{Encoding: enc, Text: t})
 		r.decode(t, depth+1)
 	}
-	for _, m := range runs(s, minEncoded, isHexDigit, isHexSep) {
+	hexRuns, b64Runs := runs(s, minEncoded, isHexDigit, isHexSep), runs(s, minEncoded, isBase64, nil)
+	if depth == 0 && s == r.Text {
+		r.hexRuns, r.b64Runs = hexRuns, b64Runs
+	}
+	for _, m := range hexRuns {
 		h := strings.NewReplacer(" ", "", ":", "").Replace(m)
 		if len(h)%2 == 1 {
 			h = h[:len(h)-1]
@@ -401,7 +406,7 @@ func (r *Result) decode(s string, depth int) {
 			add("hex", m, string(raw))
 		}
 	}
-	for _, m := range runs(s, minEncoded, isBase64, nil) {
+	for _, m := range b64Runs {
 		if isHex(m) {
 			continue // decoded as hex above
 		}
