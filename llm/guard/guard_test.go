@@ -429,3 +429,18 @@ func TestGuardUpstreamTimeout(t *testing.T) {
 		t.Errorf("timeout: %d %v", code, e)
 	}
 }
+
+// A request over the token limit is refused before anything is scanned or
+// sent.
+func TestGuardTokenLimit(t *testing.T) {
+	p := DefaultPolicy()
+	p.Input.MaxTokens = 100
+	up, gs, _ := setup(t, p, leaky)
+	code, _, _, _, e := chat(t, gs.URL, strings.Repeat("many words here ", 50), false)
+	if code != 400 || !strings.Contains(fmt.Sprint(e), "too-many-tokens") || up.last() != nil {
+		t.Errorf("over the limit: %d %v", code, e)
+	}
+	if code, _, _, _, _ := chat(t, gs.URL, "a short question", false); code != 200 {
+		t.Errorf("under the limit: %d", code)
+	}
+}

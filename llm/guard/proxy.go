@@ -278,14 +278,26 @@ func (g *Guard) chat(w http.ResponseWriter, r *http.Request, rec *logRecord) {
 	// Input: users' messages are prompts; tool and function results are
 	// documents; system and developer messages are the application's own
 	// and assistant messages the model's, and neither is screened.
+	// The size limit comes first: scanning is linear in the text, and a
+	// request refused for its size should not cost a scan.
+	tokens := 0
+	for _, m := range msgs {
+		for _, t := range m.texts {
+			tokens += approxTokens(t)
+		}
+	}
+	if limit := g.policy.Input.MaxTokens; limit > 0 && tokens > limit {
+		f := Finding{Scanner: ScanTokens, Kind: "too-many-tokens", Detail: fmt.Sprintf("about %d tokens, more than %d", tokens, limit)}
+		rec.Decision, rec.Findings = "block-input", kinds([]Finding{f})
+		apiError(w, http.StatusBadRequest, "blocked", "request blocked by the bulwark guard: "+ScanTokens+":"+f.Kind, []Finding{f})
+		return
+	}
 	var all, blocked []Finding
 	var flagged []string
 	var systems []string
-	tokens := 0
 	changed := false
 	for _, m := range msgs {
 		for i, t := range m.texts {
-			tokens += approxTokens(t)
 			var fs []Finding
 			switch m.role {
 			case "user":
@@ -308,10 +320,6 @@ func (g *Guard) chat(w http.ResponseWriter, r *http.Request, rec *logRecord) {
 				changed = true
 			}
 		}
-	}
-	if max := g.policy.Input.MaxTokens; max > 0 && tokens > max {
-		f := Finding{Scanner: ScanTokens, Kind: "too-many-tokens", Detail: fmt.Sprintf("about %d tokens, more than %d", tokens, max)}
-		all, blocked = append(all, f), append(blocked, f)
 	}
 	rec.Findings = kinds(all)
 	if len(blocked) > 0 {
