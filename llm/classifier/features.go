@@ -70,7 +70,7 @@ func (e *extractor) view(s string) vector {
 		if len(e.runes) > WindowRunes {
 			break
 		}
-		if unicode.IsSpace(c) {
+		if isSpace(c) {
 			if !space {
 				e.runes = append(e.runes, ' ')
 			}
@@ -78,7 +78,7 @@ func (e *extractor) view(s string) vector {
 			continue
 		}
 		space = false
-		e.runes = append(e.runes, unicode.ToLower(c))
+		e.runes = append(e.runes, toLower(c))
 	}
 	if !space {
 		e.runes = append(e.runes, ' ')
@@ -190,7 +190,31 @@ func tfWeight(c float64) float64 {
 	return w
 }
 
-func isWord(c rune) bool { return unicode.IsLetter(c) || unicode.IsDigit(c) }
+func isWord(c rune) bool {
+	if c < utf8.RuneSelf {
+		return c|0x20 >= 'a' && c|0x20 <= 'z' || c >= '0' && c <= '9'
+	}
+	return unicode.IsLetter(c) || unicode.IsDigit(c)
+}
+
+// isSpace and toLower are unicode's with the ASCII case done inline: the
+// feature loop runs them on every character.
+func isSpace(c rune) bool {
+	if c < utf8.RuneSelf {
+		return c == ' ' || c >= '\t' && c <= '\r'
+	}
+	return unicode.IsSpace(c)
+}
+
+func toLower(c rune) rune {
+	if c < utf8.RuneSelf {
+		if c >= 'A' && c <= 'Z' {
+			return c + 'a' - 'A'
+		}
+		return c
+	}
+	return unicode.ToLower(c)
+}
 
 // key mixes the n-gram kind into the hash and returns bucket<<1 | sign.
 func key(h, kind uint64) uint32 {

@@ -163,6 +163,8 @@ func (r *Result) clean(s string) string {
 	b.Grow(len(s))
 	for _, c := range s {
 		switch {
+		case c >= ' ' && c < 0x7F: // printable ASCII: the common case
+			b.WriteByte(byte(c))
 		case c >= 0xE0020 && c <= 0xE007E:
 			hidden.WriteRune(c - 0xE0000)
 			r.Invisible++
