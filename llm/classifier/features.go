@@ -142,7 +142,7 @@ func (e *extractor) view(s string) vector {
 	v := vector{idx: e.vidx[:0], val: e.vval[:0]}
 	var norm float64
 	for _, b := range e.touched {
-		c := float64(e.counts[b])
+		c := e.counts[b]
 		if c == 0 {
 			continue
 		}
@@ -176,13 +176,13 @@ var logTab = func() (t [256]float64) {
 }()
 
 // tfWeight is the signed 1 + log|c| of a bucket's signed count.
-func tfWeight(c float64) float64 {
-	a := math.Abs(c)
-	w := 0.0
-	if a < float64(len(logTab)) {
-		w = logTab[int(a)]
+func tfWeight(c int32) float64 {
+	a := max(c, -c)
+	var w float64
+	if a < int32(len(logTab)) {
+		w = logTab[a]
 	} else {
-		w = 1 + math.Log(a)
+		w = 1 + math.Log(float64(a))
 	}
 	if c < 0 {
 		return -w

@@ -344,20 +344,20 @@ func foldLeet(s string) string {
 
 func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
-// runs returns the maximal runs of s made of bytes that in accepts, with
-// single separators that sep accepts allowed between them, at least min
-// bytes long (at most MaxDecoded of them). A hand-written scan: the
-// equivalent regular expressions were most of Normalize's time on long
-// texts.
-func runs(s string, min int, in, sep func(byte) bool) []string {
+// runs returns the maximal runs of s made of bytes in the set in, with
+// single separators from sep (nil: none) allowed between them, at least
+// min bytes long (at most MaxDecoded of them). A hand-written scan over
+// byte tables: the equivalent regular expressions were most of
+// Normalize's time on long texts.
+func runs(s string, min int, in, sep *byteSet) []string {
 	var out []string
 	for i := 0; i < len(s) && len(out) < MaxDecoded; {
-		if !in(s[i]) {
+		if !in[s[i]] {
 			i++
 			continue
 		}
 		j := i
-		for j < len(s) && (in(s[j]) || (sep != nil && sep(s[j]) && j+1 < len(s) && in(s[j+1]) && j > i && !sep(s[j-1]))) {
+		for j < len(s) && (in[s[j]] || (sep != nil && sep[s[j]] && j+1 < len(s) && in[s[j+1]] && j > i && !sep[s[j-1]])) {
 			j++
 		}
 		if j-i >= min {
@@ -368,13 +368,23 @@ func runs(s string, min int, in, sep func(byte) bool) []string {
 	return out
 }
 
-func isBase64(c byte) bool {
-	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' || c == '_' || c == '-' || c == '='
+// byteSet is a set of bytes.
+type byteSet [256]bool
+
+func setOf(chars string) *byteSet {
+	var b byteSet
+	for i := 0; i < len(chars); i++ {
+		b[chars[i]] = true
+	}
+	return &b
 }
 
-func isHexDigit(c byte) bool { c |= 0x20; return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+var (
+	base64Set = setOf("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=")
+	hexSet    = setOf("0123456789abcdefABCDEF")
+	hexSepSet = setOf(" :")
+)
 
-func isHexSep(c byte) bool { return c == ' ' || c == ':' }
 
 // decode adds the encoded segments of s to r.Decoded.
 func (r *Result) decode(s string, depth int) {
@@ -395,7 +405,7 @@ func (r *Result) decode(s string, depth int) {
 		r.Decoded = append(r.Decoded, Decoded{Encoding: enc, Text: t})
 		r.decode(t, depth+1)
 	}
-	hexRuns, b64Runs := runs(s, minEncoded, isHexDigit, isHexSep), runs(s, minEncoded, isBase64, nil)
+	hexRuns, b64Runs := runs(s, minEncoded, hexSet, hexSepSet), runs(s, minEncoded, base64Set, nil)
 	if depth == 0 && s == r.Text {
 		r.hexRuns, r.b64Runs = hexRuns, b64Runs
 	}
