@@ -385,7 +385,6 @@ var (
 	hexSepSet = setOf(" :")
 )
 
-
 // decode adds the encoded segments of s to r.Decoded.
 func (r *Result) decode(s string, depth int) {
 	if depth >= MaxDepth {
