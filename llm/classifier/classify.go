@@ -4,12 +4,13 @@
 // A text is normalised first (package textnorm: invisible characters,
 // smuggled tag text, homoglyphs, full-width letters, leetspeak, base64, hex
 // and rot13 are undone), and every resulting segment is read by two
-// judges: a logistic regression over hashed character and word n-grams
-// (trained in Go by Train; the default model is embedded in the binary),
-// and a handful of rules that name techniques outright. The score is the
-// highest attack probability any judge gives any segment; the label is
-// the attack label of that judge when the score reaches the model's
-// threshold, and benign otherwise.
+// judges: a logistic regression over hashed character and word n-grams,
+// read in chunks of about 200 characters with one head per context
+// (prompt or document; trained in Go by Train, the default model embedded
+// in the binary), and a handful of rules that name techniques outright.
+// The text is flagged when the most attack-like chunk reaches the head's
+// threshold or a rule fires; the score is the highest attack probability
+// either gives, and the label the attack label of the judge that decided.
 package classifier
 
 import (

@@ -11,7 +11,9 @@
 // other scripts that look like Latin ones are folded onto them within
 // words that are mostly Latin; and runs of base64, hex and rot13 are
 // decoded into Result.Decoded, each normalised again (to a bounded depth),
-// because a model asked to decode them will read what they say.
+// because a model asked to decode them will read what they say. The runs
+// that were decoded, and long runs that look like encoded data, are then
+// taken out of Text: their decodings are read instead.
 //
 // Leetspeak ("1gn0r3") is folded in a separate copy of the text
 // (Result.Folded) rather than in Text: digits carry meaning in ordinary
