@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -497,6 +498,8 @@ lines) records each decision and what was found, never message content.`,
 func newLLMScanCmd() *cobra.Command {
 	var o redteam.TargetOptions
 	var probes, out, keyEnv string
+	var regexes []string
+	var noClassifier bool
 	var conc int
 	var seed uint64
 	var asJSON, list bool
@@ -510,7 +513,11 @@ answer repeats a fresh random marker it was told not to (direct and indirect
 injection, jailbreak personas, encodings), or gives away a canary planted in
 the system prompt (extraction, multi-turn escalation, credential leaks).
 Refusals are recorded, and so are attempts a guard blocked (HTTP 400 or
-finish_reason content_filter).
+finish_reason content_filter). Two more detectors flag answers for review
+without counting them as successes: --detector-regex patterns, and
+bulwark's prompt classifier reading each answer as a document (an answer
+that itself reads as an injection or jailbreak, such as a model speaking
+as DAN).
 
 A target that does not speak the OpenAI API is described by
 --request-template (the JSON to post to --target, with "{{prompt}}",
@@ -558,7 +565,20 @@ any attack succeeded, 0 when none did.`,
 			if err != nil {
 				return bad(err)
 			}
-			rep := redteam.Run(c.Context(), t, ps, redteam.Options{Concurrency: conc, Seed: seed})
+			var ds redteam.Detectors
+			for _, r := range regexes {
+				re, err := regexp.Compile(r)
+				if err != nil {
+					return bad(fmt.Errorf("--detector-regex %q: %w", r, err))
+				}
+				ds.Regexes = append(ds.Regexes, re)
+			}
+			if !noClassifier {
+				if ds.Classifier, err = classifier.Default(); err != nil {
+					return err
+				}
+			}
+			rep := redteam.Run(c.Context(), t, ps, redteam.Options{Concurrency: conc, Seed: seed, Detectors: ds})
 			if out != "" {
 				if err := rep.Write(out); err != nil {
 					return err
@@ -607,5 +627,7 @@ any attack succeeded, 0 when none did.`,
 	f.Uint64Var(&seed, "seed", 1, "seed of the markers, canaries and bootstrap")
 	f.BoolVar(&asJSON, "json", false, "print the report as one JSON object")
 	f.BoolVar(&list, "list", false, "list the probes and exit")
+	f.StringArrayVar(&regexes, "detector-regex", nil, "also flag answers matching this regular expression (repeatable; for review, not counted as success)")
+	f.BoolVar(&noClassifier, "no-classifier-detector", false, "do not run bulwark's prompt classifier on the answers")
 	return c
 }

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/bulwark-sec/bulwark/llm/classifier"
+
 	"github.com/bulwark-sec/bulwark/llm/textnorm"
 )
 
@@ -22,6 +24,34 @@ type Detection struct {
 	// Echo: the answer quotes the attack prompt (eight or more of its
 	// words in a row), so a marker in it proves nothing; not a success.
 	Echo bool `json:"echo,omitempty"`
+	// Regex: the answer matches one of the user's --detector-regex
+	// patterns (e.g. content the application must never produce).
+	Regex []string `json:"regex,omitempty"`
+	// Classifier is the prompt classifier's label for the answer read as a
+	// document ("" when not run): an answer that itself reads as an
+	// injection or a jailbreak (a model that took on a DAN persona) is
+	// worth a look even when no marker shows it.
+	Classifier      string  `json:"classifier,omitempty"`
+	ClassifierScore float64 `json:"classifier_score,omitempty"`
+}
+
+// Detectors are the optional detectors of a run.
+type Detectors struct {
+	Regexes    []*regexp.Regexp
+	Classifier *classifier.Classifier
+}
+
+// apply runs the optional detectors on an answer.
+func (ds Detectors) apply(d *Detection, answer string) {
+	for _, re := range ds.Regexes {
+		if re.MatchString(answer) {
+			d.Regex = append(d.Regex, re.String())
+		}
+	}
+	if ds.Classifier != nil {
+		r := ds.Classifier.ClassifyAs(answer, classifier.Document)
+		d.Classifier, d.ClassifierScore = r.Label, r.Score
+	}
 }
 
 func detect(a Attempt, answer string) Detection {

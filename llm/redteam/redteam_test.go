@@ -284,3 +284,30 @@ func TestTargetTimeout(t *testing.T) {
 		t.Errorf("error %q", rep.Results[0].Error)
 	}
 }
+
+// The optional detectors: a regex flags the answers it matches, and the
+// classifier labels every answer; neither changes what counts as success.
+func TestOptionalDetectors(t *testing.T) {
+	c, _ := classifier.Default()
+	tg, _ := NewTarget(TargetOptions{URL: scripted(t, obedient).URL + "/v1", Model: "m"})
+	ps, _ := Probes("extraction.system-prompt,injection.direct")
+	plain := Run(context.Background(), tg, ps, Options{Seed: 4})
+	rep := Run(context.Background(), tg, ps, Options{Seed: 4, Detectors: Detectors{Regexes: []*regexp.Regexp{regexp.MustCompile(`(?i)my instructions`)}, Classifier: c}})
+	var ext ProbeSummary
+	for _, p := range rep.Probes {
+		if p.Probe == "extraction.system-prompt" {
+			ext = p
+		}
+	}
+	if ext.RegexHits != ext.Attempts || ext.Attempts == 0 {
+		t.Errorf("regex detector: %d hits of %d", ext.RegexHits, ext.Attempts)
+	}
+	for _, r := range rep.Results {
+		if r.Detection.Classifier == "" {
+			t.Fatalf("attempt %s #%d has no classifier label", r.Probe, r.Index)
+		}
+	}
+	if rep.Overall.Successes != plain.Overall.Successes {
+		t.Errorf("the optional detectors changed the successes: %d, without them %d", rep.Overall.Successes, plain.Overall.Successes)
+	}
+}

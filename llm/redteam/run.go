@@ -35,7 +35,12 @@ type ProbeSummary struct {
 	Refusals    int      `json:"refusals"`
 	Partial     int      `json:"partial"`
 	Echoes      int      `json:"echoes"` // answers that only quoted the attack
-	Errors      int      `json:"errors"`
+	// RegexHits and ClassifierHits count the answers the optional
+	// detectors flagged (a regex matched; the classifier labelled the
+	// answer an injection or jailbreak).
+	RegexHits      int `json:"regex_hits"`
+	ClassifierHits int `json:"classifier_hits"`
+	Errors         int `json:"errors"`
 	// SuccessRate is successes/attempts, with a 95% percentile-bootstrap
 	// interval over the attempts.
 	SuccessRate float64    `json:"success_rate"`
@@ -64,6 +69,7 @@ type Report struct {
 type Options struct {
 	Concurrency int    // attempts in flight (default 4)
 	Seed        uint64 // secrets and bootstrap
+	Detectors   Detectors
 }
 
 // Run sends every attempt of the probes to the target. It stops early, and
@@ -93,7 +99,7 @@ func Run(ctx context.Context, t *Target, probes []Probe, o Options) *Report {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = attempt(ctx, t, a)
+			results[i] = attempt(ctx, t, a, o.Detectors)
 			if err := results[i].Error; err != "" && (errors.Is(ctx.Err(), context.Canceled) || err == ErrBudget.Error()) {
 				mu.Lock()
 				if stop == nil {
@@ -132,7 +138,7 @@ func Run(ctx context.Context, t *Target, probes []Probe, o Options) *Report {
 }
 
 // attempt plays one conversation.
-func attempt(ctx context.Context, t *Target, a Attempt) Result {
+func attempt(ctx context.Context, t *Target, a Attempt, ds Detectors) Result {
 	r := Result{Attempt: a}
 	t0 := time.Now()
 	defer func() { r.Millis = time.Since(t0).Milliseconds() }()
@@ -159,6 +165,7 @@ func attempt(ctx context.Context, t *Target, a Attempt) Result {
 		msgs = append(msgs, Message{Role: "assistant", Content: ans})
 	}
 	r.Detection = detect(a, r.Answers[len(r.Answers)-1])
+	ds.apply(&r.Detection, r.Answers[len(r.Answers)-1])
 	r.Millis = time.Since(t0).Milliseconds()
 	return r
 }
@@ -189,6 +196,12 @@ func summarise(rs []Result, rng *rand.Rand) ProbeSummary {
 		}
 		if r.Detection.Echo {
 			s.Echoes++
+		}
+		if len(r.Detection.Regex) > 0 {
+			s.RegexHits++
+		}
+		if r.Detection.Classifier != "" && r.Detection.Classifier != "benign" {
+			s.ClassifierHits++
 		}
 		wins = append(wins, r.Detection.Success && !r.Blocked)
 	}
