@@ -144,12 +144,11 @@ func (p Policy) actionOf(output bool, scanner string) string {
 	return Off
 }
 
-// Verdict is what the guard decided about a text (or a request).
+// Verdict is what the guard decided about one text.
 type Verdict struct {
-	Findings []Finding `json:"findings,omitempty"`
-	Blocked  []Finding `json:"-"`
-	Flagged  []string  `json:"-"`
-	Text     string    `json:"-"` // the text after redaction
+	Blocked []Finding // the findings whose action is block
+	Flagged []string  // scanner:kind of the findings whose action is flag
+	Text    string    // the text after redaction
 }
 
 // kinds lists the scanner/kind pairs of findings, sorted and unique.
