@@ -444,3 +444,19 @@ func TestGuardTokenLimit(t *testing.T) {
 		t.Errorf("under the limit: %d", code)
 	}
 }
+
+// A long answer in small chunks streams through whole and in bounded time:
+// the guard does not rescan the whole answer after every chunk.
+func TestGuardLongStream(t *testing.T) {
+	long := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 8000) // 360 KB, 72k chunks
+	_, gs, _ := setup(t, DefaultPolicy(), func(_, _ string) string { return long })
+	t0 := time.Now()
+	_, text, finish, _, _ := chat(t, gs.URL, "tell me a story", true)
+	if text != long || finish != "stop" {
+		t.Errorf("got %d bytes (finish %q), want %d", len(text), finish, len(long))
+	}
+	if d := time.Since(t0); d > 20*time.Second {
+		t.Errorf("took %v", d)
+	}
+	t.Logf("360 KB in 5-byte chunks: %v", time.Since(t0))
+}

@@ -226,7 +226,7 @@ func (g *Guard) scanOutput(s string, systems []string) []Finding {
 
 // decide splits findings by action and redacts what is to be redacted.
 func (g *Guard) decide(output bool, s string, fs []Finding) Verdict {
-	v := Verdict{Findings: fs, Text: s}
+	v := Verdict{Text: s}
 	var red []Finding
 	for _, f := range fs {
 		switch g.policy.actionOf(output, f.Scanner) {
@@ -497,8 +497,10 @@ func (g *Guard) relayStream(w http.ResponseWriter, resp *http.Response, systems 
 	// step scans everything received so far and passes on what is safe:
 	// all of it when final, else all but the last holdBack bytes. It
 	// reports whether the stream was ended because something was blocked.
+	scanned := 0 // len(full) at the last scan
 	step := func(final bool) (stop bool) {
 		s := full.String()
+		scanned = len(s)
 		fs := g.scanOutput(s, systems)
 		v := g.decide(true, s, fs)
 		rec.Findings = kinds(fs)
@@ -590,8 +592,15 @@ func (g *Guard) relayStream(w http.ResponseWriter, resp *http.Response, systems 
 			send(textChunk("", choices[0].FinishReason))
 			continue
 		}
-		if step(false) {
-			return
+		// Each scan reads the whole answer so far, so scanning after every
+		// chunk would be quadratic in a long stream of small chunks: scan
+		// once the new text is a sizeable share of what was scanned
+		// (geometric steps keep the total linear-ish), which also batches
+		// what is passed on.
+		if full.Len()-scanned >= max(holdBack/2, scanned/8) {
+			if step(false) {
+				return
+			}
 		}
 	}
 	// The upstream ended without [DONE], or the stream broke: pass on what
